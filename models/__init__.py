@@ -1,0 +1,1 @@
+"""Typed events: what tariffstream reads and writes, and how bytes become them."""

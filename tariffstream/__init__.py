@@ -1,0 +1,1 @@
+"""tariffstream: the command line and the offline analysis."""
