@@ -34,6 +34,7 @@ __all__ = [
     "PackageSettings",
     "ReadingSettings",
     "Settings",
+    "StreamSettings",
     "TierSettings",
     "load_settings",
 ]
@@ -113,6 +114,19 @@ class CampaignSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamSettings:
+    broker: str
+    broker_flavour: str
+    topic_prefix: str
+    partitions: int
+    store: str
+    data_dir: str
+    web_port: int
+    processing_guarantee: str
+    standby_replicas: int
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every business constant of the product, validated."""
 
@@ -123,6 +137,7 @@ class Settings:
     packages: PackageSettings
     marketing: Mapping[int, tuple[str, ...]]
     campaign: CampaignSettings
+    streams: StreamSettings
     raw: Mapping[str, Any]
 
 
@@ -166,9 +181,20 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
             base[key] = value
 
 
+# Short names operators expect for the settings they change most.
+ENV_ALIASES = {
+    "TARIFFSTREAM_BROKER": "streams.broker",
+    "TARIFFSTREAM_PARTITIONS": "streams.partitions",
+}
+
+
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     """TARIFFSTREAM_SECTION__KEY=value pairs as dotted keys with parsed values."""
-    found: dict[str, Any] = {}
+    found: dict[str, Any] = {
+        dotted: _parse_env_value(env[name])
+        for name, dotted in ENV_ALIASES.items()
+        if name in env
+    }
     for name, text in env.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
@@ -233,6 +259,7 @@ def _build(data: Mapping[str, Any]) -> Settings:
         packages=_packages(_section(data, "packages")),
         marketing=_marketing(_section(data, "marketing")),
         campaign=_campaign(_section(data, "campaign")),
+        streams=_streams(_section(data, "streams")),
         raw=data,
     )
 
@@ -341,6 +368,35 @@ def _campaign(section: Mapping[str, Any]) -> CampaignSettings:
     if t1 >= t2:
         raise ConfigError(f"campaign.t1_days: {t1:g} must be < campaign.t2_days {t2:g}")
     return CampaignSettings(t1, t2, slight, clear, significant)
+
+
+def _streams(section: Mapping[str, Any]) -> StreamSettings:
+    flavour = _str(section, "streams.broker_flavour")
+    if flavour not in ("auto", "embedded", "kafka"):
+        raise ConfigError(
+            f"streams.broker_flavour: expected auto, embedded or kafka, got {flavour!r}"
+        )
+    guarantee = _str(section, "streams.processing_guarantee")
+    if guarantee not in ("at_least_once", "exactly_once"):
+        raise ConfigError(
+            f"streams.processing_guarantee: expected at_least_once or exactly_once, got {guarantee!r}"
+        )
+    store = _str(section, "streams.store")
+    if store not in ("rocksdb://", "memory://"):
+        raise ConfigError(
+            f"streams.store: expected rocksdb:// or memory://, got {store!r}"
+        )
+    return StreamSettings(
+        broker=_str(section, "streams.broker"),
+        broker_flavour=flavour,
+        topic_prefix=str(section.get("topic_prefix", "")),
+        partitions=_int(section, "streams.partitions", minimum=1),
+        store=store,
+        data_dir=_str(section, "streams.data_dir"),
+        web_port=_int(section, "streams.web_port", minimum=0),
+        processing_guarantee=guarantee,
+        standby_replicas=_int(section, "streams.standby_replicas", minimum=0),
+    )
 
 
 def _section(

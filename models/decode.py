@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any, TypeVar
 
 import orjson
@@ -100,7 +100,7 @@ def _localize(naive: datetime, zone: tzinfo, field: str) -> datetime:
         return first
     # The two folds differ only around a change; a time that does not survive the
     # round trip through UTC was skipped by the clock.
-    round_trip = first.astimezone(zone).replace(tzinfo=None)
+    round_trip = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
     if round_trip != naive:
         raise InputRejected(
             "nonexistent_local_time", field, "the clock skipped this time"

@@ -14,7 +14,13 @@ from typing import Any
 
 from config import Settings
 from models.events import IntervalReading, RegisterReading
-from rules.consumption import CustomerState, MonthView, analyze_tier, book_meter_message, month_views
+from rules.consumption import (
+    CustomerState,
+    MonthView,
+    analyze_tier,
+    book_meter_message,
+    month_views,
+)
 from rules.ledger import MemoryLedger
 
 __all__ = ["CustomerReport", "Report", "analyze_readings"]
@@ -70,7 +76,9 @@ def analyze_readings(readings: list[Reading], settings: Settings) -> Report:
         per_customer[reading.customer_id].append(reading)
     report = Report()
     for customer_id in sorted(per_customer):
-        report.customers.append(_analyze_customer(customer_id, per_customer[customer_id], settings, report))
+        report.customers.append(
+            _analyze_customer(customer_id, per_customer[customer_id], settings, report)
+        )
     return report
 
 
@@ -92,4 +100,10 @@ def _analyze_customer(
         retired.extend(booking.retired)
     views = month_views(state, settings)
     result = analyze_tier(views, settings)
-    return CustomerReport(customer_id, state.customer_type, result.tier, result.band_counts, retired + views)
+    return CustomerReport(
+        customer_id,
+        state.customer_type,
+        result.tier,
+        result.band_counts,
+        retired + views,
+    )

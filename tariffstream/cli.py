@@ -32,17 +32,30 @@ EXIT_USAGE = 2
 def add_csv_options(parser: argparse.ArgumentParser) -> None:
     """The column options ``analyze`` and ``replay`` share."""
     parser.add_argument("file", help="CSV file of interval or register readings")
-    parser.add_argument("--map", dest="column_map", help="rename columns: ours=theirs,...")
-    parser.add_argument("--timezone", help="zone of timestamps without an offset (and of months)")
+    parser.add_argument(
+        "--map", dest="column_map", help="rename columns: ours=theirs,..."
+    )
+    parser.add_argument(
+        "--timezone", help="zone of timestamps without an offset (and of months)"
+    )
     parser.add_argument("--customer-type", choices=sorted(CUSTOMER_TYPES))
-    parser.add_argument("--interval", type=float, metavar="MINUTES", help="interval length without an end column")
-    parser.add_argument("--config", help="a TOML file overriding config/tariffstream.toml")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        metavar="MINUTES",
+        help="interval length without an end column",
+    )
+    parser.add_argument(
+        "--config", help="a TOML file overriding config/tariffstream.toml"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tariffstream", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    analyze = commands.add_parser("analyze", help="run the consumption rules over a CSV file")
+    analyze = commands.add_parser(
+        "analyze", help="run the consumption rules over a CSV file"
+    )
     add_csv_options(analyze)
     analyze.add_argument("--json", action="store_true", help="print one JSON document")
     try:
@@ -68,9 +81,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     if getattr(args, "timezone", None):
         overrides["time.timezone"] = args.timezone
-    if getattr(args, "interval", None):
+    if getattr(args, "interval", None) is not None:
         if args.interval <= 0 or args.interval != int(args.interval):
-            raise ConfigError(f"--interval: expected a whole number of minutes > 0, got {args.interval:g}")
+            raise ConfigError(
+                f"--interval: expected a whole number of minutes > 0, got {args.interval:g}"
+            )
         overrides["readings.interval_minutes"] = int(args.interval)
     return load_settings(getattr(args, "config", None), overrides=overrides)
 
@@ -95,19 +110,27 @@ def _analyze(args: argparse.Namespace) -> int:
                 if isinstance(item, RowRejection):
                     rejected[item.rejection.reason] += 1
                     field = item.rejection.field or "-"
-                    print(f"line {item.line}: {item.rejection.reason} ({field})", file=sys.stderr)
+                    print(
+                        f"line {item.line}: {item.rejection.reason} ({field})",
+                        file=sys.stderr,
+                    )
                 else:
                     readings.append(item)
     except (ConfigError, CsvFormatError) as exc:
         print(f"tariffstream analyze: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"tariffstream analyze: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        print(
+            f"tariffstream analyze: cannot read {args.file}: {exc.strerror}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     report = analyze_readings(readings, settings)
     report.rejected.update(rejected)
     if args.json:
-        sys.stdout.buffer.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.write(
+            orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2) + b"\n"
+        )
     else:
         print(_table(report))
     return EXIT_OK
@@ -121,7 +144,9 @@ def _table(report: Report) -> str:
             f"customer {customer.customer_id}  type {customer.customer_type or 'unknown'}  "
             f"tier {customer.tier or '-'}  bands 1/2/3: {counts['1']}/{counts['2']}/{counts['3']}"
         )
-        lines.append(f"  {'month':<8} {'kWh':>12} {'coverage':>9} {'closed':>7} {'counted':>8} {'band':>5}")
+        lines.append(
+            f"  {'month':<8} {'kWh':>12} {'coverage':>9} {'closed':>7} {'counted':>8} {'band':>5}"
+        )
         for m in customer.months:
             lines.append(
                 f"  {m.label:<8} {m.kwh:>12.3f} {m.coverage:>9.3f} {'yes' if m.closed else 'no':>7} "
@@ -129,7 +154,9 @@ def _table(report: Report) -> str:
             )
         lines.append("")
     if report.rejected:
-        rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(report.rejected.items()))
+        rejected = ", ".join(
+            f"{reason} {n}" for reason, n in sorted(report.rejected.items())
+        )
         lines.append(f"rejected: {rejected}")
     return "\n".join(lines)
 

@@ -18,7 +18,13 @@ from typing import TextIO
 from models.decode import CUSTOMER_TYPES, InputRejected, parse_instant
 from models.events import IntervalReading, RegisterReading, Rejection
 
-__all__ = ["CsvFormatError", "CsvOptions", "RowRejection", "parse_column_map", "read_readings"]
+__all__ = [
+    "CsvFormatError",
+    "CsvOptions",
+    "RowRejection",
+    "parse_column_map",
+    "read_readings",
+]
 
 INTERVAL_COLUMNS = ("customer_id", "start", "kwh")
 REGISTER_COLUMNS = ("customer_id", "meter_id", "at", "register_kwh")
@@ -79,15 +85,25 @@ def read_readings(
             yield RowRejection(line, Rejection("missing_field", None, "row is short"))
 
 
-def _resolve_columns(header: list[str], column_map: Mapping[str, str]) -> dict[str, int]:
+def _resolve_columns(
+    header: list[str], column_map: Mapping[str, str]
+) -> dict[str, int]:
     position = {name: i for i, name in enumerate(header)}
     columns: dict[str, int] = {}
-    for ours in (*INTERVAL_COLUMNS, *REGISTER_COLUMNS, "end", "register_max", "customer_type"):
+    for ours in (
+        *INTERVAL_COLUMNS,
+        *REGISTER_COLUMNS,
+        "end",
+        "register_max",
+        "customer_type",
+    ):
         theirs = column_map.get(ours, ours)
         if theirs in position:
             columns[ours] = position[theirs]
         elif ours in column_map:
-            raise CsvFormatError(f"--map {ours}={theirs}: the file has no column {theirs!r}")
+            raise CsvFormatError(
+                f"--map {ours}={theirs}: the file has no column {theirs!r}"
+            )
     wanted = REGISTER_COLUMNS if "register_kwh" in columns else INTERVAL_COLUMNS
     missing = [name for name in wanted if name not in columns]
     if missing:
@@ -126,18 +142,26 @@ def _kwh(row: list[str], columns: Mapping[str, int], name: str) -> float:
     return value
 
 
-def _customer_type(row: list[str], columns: Mapping[str, int], options: CsvOptions) -> str | None:
+def _customer_type(
+    row: list[str], columns: Mapping[str, int], options: CsvOptions
+) -> str | None:
     value = _cell(row, columns, "customer_type") or options.customer_type
     if value is not None and value not in CUSTOMER_TYPES:
         raise InputRejected("unknown_customer_type", "customer_type")
     return value
 
 
-def _interval(row: list[str], columns: Mapping[str, int], options: CsvOptions) -> IntervalReading:
+def _interval(
+    row: list[str], columns: Mapping[str, int], options: CsvOptions
+) -> IntervalReading:
     customer = _text(row, columns, "customer_id")
     start = parse_instant(_text(row, columns, "start"), "start", options.zone)
     end_text = _cell(row, columns, "end")
-    end = start + options.interval_ms if end_text is None else parse_instant(end_text, "end", options.zone)
+    end = (
+        start + options.interval_ms
+        if end_text is None
+        else parse_instant(end_text, "end", options.zone)
+    )
     if end <= start:
         raise InputRejected("end_before_start", "end")
     return IntervalReading(
@@ -150,7 +174,9 @@ def _interval(row: list[str], columns: Mapping[str, int], options: CsvOptions) -
     )
 
 
-def _register(row: list[str], columns: Mapping[str, int], options: CsvOptions) -> RegisterReading:
+def _register(
+    row: list[str], columns: Mapping[str, int], options: CsvOptions
+) -> RegisterReading:
     customer = _text(row, columns, "customer_id")
     maximum = _cell(row, columns, "register_max")
     return RegisterReading(

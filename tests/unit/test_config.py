@@ -14,7 +14,11 @@ def test_shipped_defaults_carry_the_spec_constants() -> None:
     assert settings.readings.min_coverage == 0.9
     assert settings.tier.months == 12
     assert settings.tier.min_months == 3
-    assert (settings.packages.a1, settings.packages.a2, settings.packages.a3) == (0.01, 10, 10)
+    assert (settings.packages.a1, settings.packages.a2, settings.packages.a3) == (
+        0.01,
+        10,
+        10,
+    )
     assert (settings.packages.x1, settings.packages.x2) == (10, 20)
     assert settings.packages.min_reviews == 10
     assert settings.packages.good_review_threshold == 0.8
@@ -23,7 +27,10 @@ def test_shipped_defaults_carry_the_spec_constants() -> None:
 
 
 def test_overlapping_bands_are_refused_naming_type_and_band() -> None:
-    with pytest.raises(ConfigError, match="band 2 of residential: lower 100 must be >= band 3 upper 200"):
+    with pytest.raises(
+        ConfigError,
+        match="band 2 of residential: lower 100 must be >= band 3 upper 200",
+    ):
         make_settings(**{"bands.residential.band2.lower": 100})
 
 
@@ -53,15 +60,25 @@ def test_gaps_between_bands_are_allowed() -> None:
         ("readings.window_months", 6, "must be >= tier.months 12"),
     ],
 )
-def test_invalid_values_name_field_value_and_expectation(key: str, value: object, message: str) -> None:
+def test_invalid_values_name_field_value_and_expectation(
+    key: str, value: object, message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         make_settings(**{key: value})
 
 
 def test_environment_overrides_file_and_parses_values(tmp_path: Path) -> None:
     path = tmp_path / "site.toml"
-    path.write_text('[tier]\nmonths = 6\nmin_months = 2\n[time]\ntimezone = "Europe/Berlin"\n')
-    settings = load_settings(path, env={"TARIFFSTREAM_TIER__MIN_MONTHS": "4", "TARIFFSTREAM_TIME__TIMEZONE": "+10:00"})
+    path.write_text(
+        '[tier]\nmonths = 6\nmin_months = 2\n[time]\ntimezone = "Europe/Berlin"\n'
+    )
+    settings = load_settings(
+        path,
+        env={
+            "TARIFFSTREAM_TIER__MIN_MONTHS": "4",
+            "TARIFFSTREAM_TIME__TIMEZONE": "+10:00",
+        },
+    )
     assert settings.tier.months == 6
     assert settings.tier.min_months == 4
     assert settings.timezone == "+10:00"

@@ -6,7 +6,12 @@ import pytest
 
 from config import Settings
 from models.events import IntervalBlock, IntervalReading, MeterMessage, to_mwh
-from rules.consumption import CustomerState, analyze_tier, book_meter_message, month_views
+from rules.consumption import (
+    CustomerState,
+    analyze_tier,
+    book_meter_message,
+    month_views,
+)
 from rules.ledger import MemoryLedger
 from tests.helpers import make_settings, ms
 
@@ -14,18 +19,29 @@ HALF_HOUR = 1_800_000
 DAY = 86_400_000
 
 
-def month_of_days(customer: str, year: int, month: int, kwh_per_day: float, days: int | None = None) -> list[IntervalBlock]:
+def month_of_days(
+    customer: str, year: int, month: int, kwh_per_day: float, days: int | None = None
+) -> list[IntervalBlock]:
     """One block of 48 half-hours a day, from the 1st, in UTC."""
     count = days if days is not None else monthrange(year, month)[1]
     first = ms(f"{year:04d}-{month:02d}-01T00:00:00+00:00")
     return [
-        IntervalBlock(customer, "m1", first + d * DAY, HALF_HOUR, (kwh_per_day / 48,) * 48, "residential")
+        IntervalBlock(
+            customer,
+            "m1",
+            first + d * DAY,
+            HALF_HOUR,
+            (kwh_per_day / 48,) * 48,
+            "residential",
+        )
         for d in range(count)
     ]
 
 
 class Customer:
-    def __init__(self, settings: Settings | None = None, customer_id: str = "c1") -> None:
+    def __init__(
+        self, settings: Settings | None = None, customer_id: str = "c1"
+    ) -> None:
         self.settings = settings or make_settings()
         self.state = CustomerState(customer_id)
         self.ledger = MemoryLedger()
@@ -33,12 +49,18 @@ class Customer:
 
     def feed(self, *messages: MeterMessage) -> None:
         for message in messages:
-            booking = book_meter_message(self.state, message, self.ledger, self.settings)
+            booking = book_meter_message(
+                self.state, message, self.ledger, self.settings
+            )
             for rejection in booking.rejections:
-                self.rejected[rejection.reason] = self.rejected.get(rejection.reason, 0) + rejection.count
+                self.rejected[rejection.reason] = (
+                    self.rejected.get(rejection.reason, 0) + rejection.count
+                )
 
     def months(self) -> dict[str, float]:
-        return {v.label: round(v.kwh, 6) for v in month_views(self.state, self.settings)}
+        return {
+            v.label: round(v.kwh, 6) for v in month_views(self.state, self.settings)
+        }
 
     def views(self) -> dict[str, object]:
         return {v.label: v for v in month_views(self.state, self.settings)}
@@ -61,13 +83,23 @@ def test_a_duplicate_reading_leaves_the_month_unchanged() -> None:
 
 def test_a_correction_replaces_the_earlier_value() -> None:
     customer = Customer()
-    customer.feed(reading("2024-03-05T10:00:00+00:00", 1.5), reading("2024-03-05T10:30:00+00:00", 1.0))
+    customer.feed(
+        reading("2024-03-05T10:00:00+00:00", 1.5),
+        reading("2024-03-05T10:30:00+00:00", 1.0),
+    )
     customer.feed(reading("2024-03-05T10:00:00+00:00", 0.25))
     assert customer.months() == {"2024-03": 1.25}
 
 
 def test_a_block_books_exactly_like_its_readings_sent_one_by_one() -> None:
-    block = IntervalBlock("c1", "m1", ms("2024-03-31T22:00:00+00:00"), HALF_HOUR, (1.0, None, 2.0, 3.0, 4.0, 5.0), "residential")
+    block = IntervalBlock(
+        "c1",
+        "m1",
+        ms("2024-03-31T22:00:00+00:00"),
+        HALF_HOUR,
+        (1.0, None, 2.0, 3.0, 4.0, 5.0),
+        "residential",
+    )
     by_block, one_by_one = Customer(), Customer()
     by_block.feed(block)
     one_by_one.feed(*block.expand())
@@ -102,7 +134,9 @@ def test_coverage_uses_the_real_length_of_a_dst_month() -> None:
     customer = Customer(make_settings(**{"time.timezone": "Europe/Berlin"}))
     start = ms("2024-02-29T23:00:00+00:00")
     values = (0.1,) * (743 * 2)
-    customer.feed(IntervalBlock("c1", "m1", start, HALF_HOUR, values[:4000], "residential"))
+    customer.feed(
+        IntervalBlock("c1", "m1", start, HALF_HOUR, values[:4000], "residential")
+    )
     view = customer.views()["2024-03"]
     assert view.coverage == 1.0  # type: ignore[attr-defined]
     assert round(view.kwh, 6) == round(0.1 * 743 * 2, 6)  # type: ignore[attr-defined]
@@ -111,7 +145,9 @@ def test_coverage_uses_the_real_length_of_a_dst_month() -> None:
 def feed_year(customer: Customer, monthly: list[float], year: int = 2023) -> None:
     for index, kwh in enumerate(monthly):
         y, m = divmod(index, 12)
-        customer.feed(*month_of_days("c1", year + y, m + 1, kwh / monthrange(year + y, m + 1)[1]))
+        customer.feed(
+            *month_of_days("c1", year + y, m + 1, kwh / monthrange(year + y, m + 1)[1])
+        )
     months = len(monthly)
     y, m = divmod(months, 12)
     customer.feed(reading(f"{year + y:04d}-{m + 1:02d}-10T00:00:00+00:00", 0.0))
@@ -136,7 +172,9 @@ def test_fewer_counted_months_than_the_minimum_give_no_tier() -> None:
     customer = Customer()
     feed_year(customer, [600, 600])
     assert customer.tier() is None
-    result = analyze_tier(month_views(customer.state, customer.settings), customer.settings)
+    result = analyze_tier(
+        month_views(customer.state, customer.settings), customer.settings
+    )
     assert result.band_counts == {"1": 2, "2": 0, "3": 0}
 
 

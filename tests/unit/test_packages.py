@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from models.events import CampaignCommand, CampaignEffect, HeatChange, MarketingAction, PackageEvent
+from models.events import (
+    CampaignCommand,
+    CampaignEffect,
+    HeatChange,
+    MarketingAction,
+    PackageEvent,
+)
 from rules.packages import (
     PackageState,
     apply_campaign_command,
@@ -20,27 +26,43 @@ T0 = 1_700_000_000_000
 
 def test_usage_value_follows_the_spec_formula_with_default_coefficients() -> None:
     p = make_settings().packages
-    assert usage_value(sr=1000, hl=0.9, tr=30, tc=2, settings=p) == pytest.approx(10 + 9 - 100)
+    assert usage_value(sr=1000, hl=0.9, tr=30, tc=2, settings=p) == pytest.approx(
+        10 + 9 - 100
+    )
 
 
-@pytest.mark.parametrize(("ts", "heat"), [(9.99, "cold"), (10, "medium"), (19.99, "medium"), (20, "hot")])
+@pytest.mark.parametrize(
+    ("ts", "heat"), [(9.99, "cold"), (10, "medium"), (19.99, "medium"), (20, "hot")]
+)
 def test_heat_thresholds_are_half_open(ts: float, heat: str) -> None:
     assert heat_of(ts, make_settings().packages) == heat
 
 
 @pytest.mark.parametrize(
     ("heat", "hl", "level"),
-    [("hot", 0.9, 3), ("medium", 0.9, 2), ("cold", 0.9, 1), ("hot", 0.8, None), ("hot", None, None)],
+    [
+        ("hot", 0.9, 3),
+        ("medium", 0.9, 2),
+        ("cold", 0.9, 1),
+        ("hot", 0.8, None),
+        ("hot", None, None),
+    ],
 )
-def test_marketing_level_needs_a_good_review_rate_above_the_threshold(heat: str, hl: float | None, level: int | None) -> None:
+def test_marketing_level_needs_a_good_review_rate_above_the_threshold(
+    heat: str, hl: float | None, level: int | None
+) -> None:
     assert marketing_level(heat, hl, make_settings().packages) == level
 
 
-def feed(state: PackageState, kind: str, count: int, at: int, good: bool | None = None) -> list[object]:
+def feed(
+    state: PackageState, kind: str, count: int, at: int, good: bool | None = None
+) -> list[object]:
     outputs: list[object] = []
     settings = make_settings()
     for _ in range(count):
-        outputs += apply_package_event(state, PackageEvent("P1", kind, at, good), settings)  # type: ignore[arg-type]
+        outputs += apply_package_event(
+            state, PackageEvent("P1", kind, at, good), settings
+        )  # type: ignore[arg-type]
     return outputs
 
 
@@ -50,7 +72,11 @@ def test_an_unrated_package_counts_hl_as_zero_and_gets_no_measure() -> None:
     assert state.ts == 0 and state.level is None
     outputs = feed(state, "review", 1, T0, good=True)
     assert state.ts == pytest.approx(10.0)
-    assert [type(o).__name__ for o in outputs] == ["HeatChange", "MarketingAction", "CampaignEffect"]
+    assert [type(o).__name__ for o in outputs] == [
+        "HeatChange",
+        "MarketingAction",
+        "CampaignEffect",
+    ]
 
 
 def test_live_users_never_go_below_zero_and_unsubscribes_accumulate() -> None:
@@ -81,15 +107,31 @@ def test_a_campaign_runs_from_its_level_to_the_next_change_and_is_graded() -> No
     final = finals[0]
     assert final.duration_days == pytest.approx(10.0)
     assert final.gain == pytest.approx(20.0)
-    assert (final.achieved_grade, final.expected_grade, final.reached) == ("significant", "clear", True)
-    stopped = apply_campaign_command(state, CampaignCommand("P1", "stop", T0 + 12 * DAY), settings)
-    assert len(stopped) == 1 and isinstance(stopped[0], CampaignEffect) and stopped[0].final
+    assert (final.achieved_grade, final.expected_grade, final.reached) == (
+        "significant",
+        "clear",
+        True,
+    )
+    stopped = apply_campaign_command(
+        state, CampaignCommand("P1", "stop", T0 + 12 * DAY), settings
+    )
+    assert (
+        len(stopped) == 1
+        and isinstance(stopped[0], CampaignEffect)
+        and stopped[0].final
+    )
     assert state.campaign is None and state.level == 3
 
 
 def test_a_campaign_that_does_not_raise_ts_is_ineffective() -> None:
     c = make_settings().campaign
-    effect = campaign_effect({"id": "P1-c1", "package_id": "P1", "level": 1, "started_ms": T0, "ts1": 12.0}, 11.0, T0 + DAY, c, final=True)
+    effect = campaign_effect(
+        {"id": "P1-c1", "package_id": "P1", "level": 1, "started_ms": T0, "ts1": 12.0},
+        11.0,
+        T0 + DAY,
+        c,
+        final=True,
+    )
     assert effect.ineffective and effect.achieved_grade is None and not effect.reached
 
 
@@ -104,11 +146,25 @@ def test_a_campaign_that_does_not_raise_ts_is_ineffective() -> None:
         (40, 5, "slight", "significant", False),
     ],
 )
-def test_campaign_grades_compare_gain_with_duration(days: float, gain: float, achieved: str, expected: str, reached: bool) -> None:
+def test_campaign_grades_compare_gain_with_duration(
+    days: float, gain: float, achieved: str, expected: str, reached: bool
+) -> None:
     c = make_settings().campaign
-    campaign = {"id": "P1-c1", "package_id": "P1", "level": 1, "started_ms": T0, "ts1": 1.0}
-    effect = campaign_effect(campaign, 1.0 + gain, T0 + round(days * DAY), c, final=False)
-    assert (effect.achieved_grade, effect.expected_grade, effect.reached) == (achieved, expected, reached)
+    campaign = {
+        "id": "P1-c1",
+        "package_id": "P1",
+        "level": 1,
+        "started_ms": T0,
+        "ts1": 1.0,
+    }
+    effect = campaign_effect(
+        campaign, 1.0 + gain, T0 + round(days * DAY), c, final=False
+    )
+    assert (effect.achieved_grade, effect.expected_grade, effect.reached) == (
+        achieved,
+        expected,
+        reached,
+    )
 
 
 def test_replayed_switch_events_count_once() -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings as hsettings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from models.events import IntervalReading
-from rules.consumption import CustomerState, analyze_tier, book_meter_message, month_views
+from rules.consumption import (
+    CustomerState,
+    analyze_tier,
+    book_meter_message,
+    month_views,
+)
 from rules.ledger import MemoryLedger
 from rules.packages import usage_value
 from tests.helpers import make_settings, ms
@@ -20,7 +26,9 @@ values = st.decimals(min_value=0, max_value=50, places=3).map(float)
 reading_sets = st.dictionaries(slots, values, min_size=1, max_size=60)
 
 
-def fold(readings: list[IntervalReading]) -> tuple[dict[int, int], int | None, dict[str, int]]:
+def fold(
+    readings: list[IntervalReading],
+) -> tuple[dict[int, int], int | None, dict[str, int]]:
     state, ledger = CustomerState("c1"), MemoryLedger()
     for reading in readings:
         book_meter_message(state, reading, ledger, SETTINGS)
@@ -31,7 +39,14 @@ def fold(readings: list[IntervalReading]) -> tuple[dict[int, int], int | None, d
 
 def as_readings(chosen: dict[int, float]) -> list[IntervalReading]:
     return [
-        IntervalReading("c1", "m1", BASE + slot * HALF_HOUR, BASE + (slot + 1) * HALF_HOUR, kwh, "residential")
+        IntervalReading(
+            "c1",
+            "m1",
+            BASE + slot * HALF_HOUR,
+            BASE + (slot + 1) * HALF_HOUR,
+            kwh,
+            "residential",
+        )
         for slot, kwh in chosen.items()
     ]
 
@@ -49,7 +64,9 @@ def test_any_order_with_any_duplicates_gives_the_same_months_and_tier(
 
 @given(reading_sets, st.data())
 @hsettings(max_examples=100, deadline=None)
-def test_a_correction_replaces_whatever_came_before(chosen: dict[int, float], data: st.DataObject) -> None:
+def test_a_correction_replaces_whatever_came_before(
+    chosen: dict[int, float], data: st.DataObject
+) -> None:
     slot = data.draw(st.sampled_from(sorted(chosen)))
     wrong = data.draw(values)
     first = as_readings({**chosen, slot: wrong})

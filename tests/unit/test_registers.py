@@ -19,7 +19,9 @@ class Register:
         self.suspects += [notice.at_ms for notice in booking.notices]
 
     def months(self) -> dict[str, float]:
-        return {v.label: round(v.kwh, 6) for v in month_views(self.state, self.settings)}
+        return {
+            v.label: round(v.kwh, 6) for v in month_views(self.state, self.settings)
+        }
 
 
 def test_steps_are_booked_to_the_month_of_the_later_reading() -> None:

@@ -33,7 +33,8 @@ def test_a_reading_late_on_31_january_utc_belongs_to_february_in_amsterdam() -> 
 
 
 @pytest.mark.parametrize(
-    ("month", "days"), [("2023-02", 28), ("2024-02", 29), ("2024-04", 30), ("2024-01", 31)]
+    ("month", "days"),
+    [("2023-02", 28), ("2024-02", 29), ("2024-04", 30), ("2024-01", 31)],
 )
 def test_month_lengths_in_a_fixed_offset(month: str, days: int) -> None:
     year, number = (int(p) for p in month.split("-"))
