@@ -1,0 +1,88 @@
+"""What every agent shares: table adapters, dead letters, sending outputs."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+import orjson
+
+from models.events import DeadLetter, Rejection
+from streams.metrics import Metrics
+from streams.topology import Topology
+
+__all__ = ["Context", "TableLedger"]
+
+logger = logging.getLogger(__name__)
+
+
+class TableLedger:
+    """The rules' ledger store on a Faust table (bytes keys, orjson values)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str) -> Any:
+        raw = self.table.get(key.encode())
+        return None if raw is None else orjson.loads(raw)
+
+    def put(self, key: str, value: Any) -> None:
+        self.table[key.encode()] = orjson.dumps(value)
+
+    def delete(self, key: str) -> None:
+        encoded = key.encode()
+        if encoded in self.table:
+            del self.table[encoded]
+
+
+class Context:
+    """The topology and metrics an agent works with."""
+
+    def __init__(self, topology: Topology, metrics: Metrics) -> None:
+        self.topology = topology
+        self.settings = topology.settings
+        self.metrics = metrics
+
+    async def emit(self, topic: str, key: str, body: dict[str, Any]) -> None:
+        await self.topology.topics[topic].send(
+            key=key.encode(), value=orjson.dumps(body)
+        )
+
+    async def dead_letter(self, message: Any, rejection: Rejection) -> None:
+        """Send an unusable input, with its bytes and where it came from, aside."""
+        raw: bytes = message.value if isinstance(message.value, bytes) else b""
+        try:
+            original, encoding = raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            original, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+        letter = DeadLetter(
+            message.topic,
+            message.partition,
+            message.offset,
+            rejection.reason,
+            rejection.field,
+            rejection.detail,
+            original,
+            {"encoding": encoding, "count": rejection.count},
+        )
+        topic = self._short(message.topic)
+        self.metrics.dead_letters.labels(topic=topic, reason=rejection.reason).inc(
+            rejection.count
+        )
+        logger.warning(
+            "dead letter reason=%s field=%s topic=%s partition=%s offset=%s",
+            rejection.reason,
+            rejection.field,
+            message.topic,
+            message.partition,
+            message.offset,
+        )
+        key = message.key if isinstance(message.key, bytes) else b""
+        await self.topology.topics["dead-letters"].send(
+            key=key, value=orjson.dumps(letter.to_dict())
+        )
+
+    def _short(self, topic: str) -> str:
+        prefix = self.settings.streams.topic_prefix
+        return topic[len(prefix) :] if topic.startswith(prefix) else topic

@@ -1,0 +1,177 @@
+"""The customer agent: readings, customer records and switch decisions in;
+tier changes and recommendations out.
+
+Idempotence: a reading is booked by identity in the ledger, a record is a plain
+overwrite, a decision is remembered by its recommendation id, and outputs are
+only published on a change of state, so a message processed again after a
+crash changes nothing and publishes nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from agents._io import Context, TableLedger
+from models.decode import decode_customer, decode_meter_message, decode_switch_decision
+from models.events import (
+    CatalogGap,
+    IntervalBlock,
+    PackageEvent,
+    Recommendation,
+    Rejection,
+    TierChange,
+)
+from rules.consumption import CustomerState, book_meter_message
+from rules.recommend import apply_customer_record, apply_decision, evaluate
+
+__all__ = ["handle_customer_message", "register"]
+
+logger = logging.getLogger(__name__)
+
+
+def register(ctx: Context) -> None:
+    topology = ctx.topology
+
+    @topology.app.agent(topology.customer_channel, name="customers")
+    async def customers(stream: Any) -> None:
+        async for event in stream.events():
+            await handle_customer_message(ctx, event.message)
+
+
+def _load(ctx: Context, customer_id: str) -> CustomerState:
+    raw = ctx.topology.customers.get(customer_id.encode())
+    return (
+        CustomerState(customer_id)
+        if raw is None
+        else CustomerState.from_json(orjson.loads(raw))
+    )
+
+
+def _save(ctx: Context, state: CustomerState) -> None:
+    ctx.topology.customers[state.customer_id.encode()] = orjson.dumps(state.to_json())
+
+
+async def handle_customer_message(ctx: Context, message: Any) -> None:
+    topic = ctx._short(message.topic)
+    ctx.metrics.messages.labels(topic=topic).inc()
+    raw = message.value if isinstance(message.value, bytes) else b""
+    if topic == "meter-readings":
+        decoded: Any = decode_meter_message(
+            raw, ctx.settings.readings.interval_minutes * 60_000
+        )
+    elif topic == "customers":
+        decoded = decode_customer(raw)
+    else:
+        decoded = decode_switch_decision(raw)
+    if isinstance(decoded, Rejection):
+        await ctx.dead_letter(message, decoded)
+        return
+    if message.key is not None and message.key != decoded.customer_id.encode():
+        await ctx.dead_letter(
+            message,
+            Rejection(
+                "key_mismatch", "customer_id", "message key must be the customer id"
+            ),
+        )
+        return
+    state = _load(ctx, decoded.customer_id)
+    if topic == "meter-readings":
+        at_ms = await _book(ctx, message, state, decoded)
+    elif topic == "customers":
+        rejection = apply_customer_record(state, decoded)
+        if rejection is not None:
+            await ctx.dead_letter(message, rejection)
+        at_ms = state.watermark_ms or 0
+    else:
+        at_ms = decoded.at_ms
+        if not await _decide(ctx, message, state, decoded):
+            return
+    evaluation = evaluate(state, ctx.settings, _catalog(ctx), at_ms)
+    _save(ctx, state)
+    for output in evaluation.outputs():
+        await _publish(ctx, output)
+
+
+async def _book(ctx: Context, message: Any, state: CustomerState, reading: Any) -> int:
+    ledger = TableLedger(ctx.topology.ledger)
+    booking = book_meter_message(state, reading, ledger, ctx.settings)
+    for rejection in booking.rejections:
+        await ctx.dead_letter(message, rejection)
+    for _notice in booking.notices:
+        ctx.metrics.suspect_readings.inc()
+        await ctx.dead_letter(
+            message,
+            Rejection(
+                "suspect_reading",
+                "register_kwh",
+                "register dropped without a declared maximum",
+            ),
+        )
+    count = len(reading.values) if isinstance(reading, IntervalBlock) else 1
+    ctx.metrics.readings.inc(count)
+    return state.watermark_ms or 0
+
+
+async def _decide(
+    ctx: Context, message: Any, state: CustomerState, decision: Any
+) -> bool:
+    result = apply_decision(state, decision)
+    if result.rejection is not None:
+        await ctx.dead_letter(message, result.rejection)
+        return False
+    ctx.metrics.recommendations.labels(outcome=f"{decision.decision}ed").inc()
+    for event in result.package_events:
+        await _send_package_event(ctx, event)
+    return True
+
+
+async def _send_package_event(ctx: Context, event: PackageEvent) -> None:
+    body = {
+        "package_id": event.package_id,
+        "kind": event.kind,
+        "at": event.at_ms,
+        "event_id": event.event_id,
+    }
+    await ctx.topology.topics["package-events"].send(
+        key=event.package_id.encode(), value=orjson.dumps(body)
+    )
+
+
+class _CatalogView:
+    """The catalog GlobalTable as the str mapping the rules read."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str) -> str | None:
+        raw = self.table.get(key.encode())
+        return None if raw is None else bytes(raw).decode()
+
+
+def _catalog(ctx: Context) -> Any:
+    return _CatalogView(ctx.topology.catalog)
+
+
+async def _publish(
+    ctx: Context, output: TierChange | Recommendation | CatalogGap
+) -> None:
+    if isinstance(output, TierChange):
+        ctx.metrics.tier_changes.labels(
+            customer_type=output.customer_type or "unknown",
+            old_tier=str(output.old_tier or "none"),
+            new_tier=str(output.new_tier or "none"),
+        ).inc()
+        await ctx.emit("tier-changes", output.customer_id, output.to_dict())
+    elif isinstance(output, Recommendation):
+        ctx.metrics.recommendations.labels(outcome="sent").inc()
+        await ctx.emit("recommendations", output.customer_id, output.to_dict())
+    else:
+        ctx.metrics.catalog_gaps.labels(
+            customer_type=output.customer_type, tier=str(output.tier)
+        ).inc()
+        logger.warning(
+            "catalog gap customer_type=%s tier=%s", output.customer_type, output.tier
+        )

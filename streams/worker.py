@@ -1,0 +1,64 @@
+"""Building and running a tariffstream worker process."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from agents import register_all
+from agents._io import Context
+from config import Settings
+from streams.metrics import Metrics
+from streams.topology import Topology, build_topology
+
+__all__ = ["build_worker_app", "run_worker"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_worker_app(
+    settings: Settings, web_port: int | None = None, data_dir: Path | None = None
+) -> tuple[Topology, Metrics]:
+    """The app with every agent registered and ``/metrics`` on its web server."""
+    embedded = settings.streams.broker_flavour == "embedded"
+    topology = build_topology(
+        settings,
+        embedded=embedded,
+        web_port=settings.streams.web_port if web_port is None else web_port,
+        data_dir=Path(settings.streams.data_dir if data_dir is None else data_dir),
+    )
+    metrics = Metrics(CollectorRegistry())
+    register_all(Context(topology, metrics))
+
+    @topology.app.page("/metrics")
+    async def prometheus(
+        web: faust.web.View, request: faust.web.Request
+    ) -> faust.web.Response:
+        return web.bytes(
+            generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST
+        )
+
+    return topology, metrics
+
+
+def run_worker(
+    settings: Settings,
+    web_port: int | None = None,
+    data_dir: Path | None = None,
+    loglevel: str = "warning",
+) -> None:
+    """Run a worker in the foreground until SIGTERM or Ctrl-C."""
+    topology, _ = build_worker_app(settings, web_port, data_dir)
+    logger.info(
+        "worker starting broker=%s flavour=%s partitions=%s",
+        settings.streams.broker,
+        settings.streams.broker_flavour,
+        settings.streams.partitions,
+    )
+    worker = faust.Worker(topology.app, loglevel=loglevel, quiet=True)
+    # faust's progress spinner sets the root logger to DEBUG: measured 15% slower.
+    worker.spinner = None
+    worker.execute_from_commandline()
