@@ -149,7 +149,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
-    return run_demo(args.web_port, args.customers, args.seconds_per_day)
+    return int(run_demo(args.web_port, args.customers, args.seconds_per_day))
 
 
 def spawn_worker(

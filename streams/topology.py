@@ -135,7 +135,7 @@ def build_topology(
         key_serializer="raw",
         value_serializer="raw",
     )
-    raw = faust.Schema(
+    raw: faust.Schema = faust.Schema(
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
     table_options: dict[str, Any] = {"partitions": s.partitions, "schema": raw}

@@ -1,0 +1,1 @@
+"""The Faust app, its topics, the embedded broker and the streaming commands."""
