@@ -9,6 +9,6 @@ __all__ = ["register_all"]
 
 
 def register_all(ctx: Context) -> None:
-    customers.register(ctx)
+    cache = catalog.register(ctx)
+    customers.register(ctx, cache)
     packages.register(ctx)
-    catalog.register(ctx)

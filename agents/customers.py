@@ -32,13 +32,13 @@ __all__ = ["handle_customer_message", "register"]
 logger = logging.getLogger(__name__)
 
 
-def register(ctx: Context) -> None:
+def register(ctx: Context, catalog: Any) -> None:
     topology = ctx.topology
 
     @topology.app.agent(topology.customer_channel, name="customers")
     async def customers(stream: Any) -> None:
         async for event in stream.events():
-            await handle_customer_message(ctx, event.message)
+            await handle_customer_message(ctx, event.message, catalog)
 
 
 def _load(ctx: Context, customer_id: str) -> CustomerState:
@@ -54,7 +54,7 @@ def _save(ctx: Context, state: CustomerState) -> None:
     ctx.topology.customers[state.customer_id.encode()] = orjson.dumps(state.to_json())
 
 
-async def handle_customer_message(ctx: Context, message: Any) -> None:
+async def handle_customer_message(ctx: Context, message: Any, catalog: Any) -> None:
     topic = ctx._short(message.topic)
     ctx.metrics.messages.labels(topic=topic).inc()
     raw = message.value if isinstance(message.value, bytes) else b""
@@ -89,7 +89,7 @@ async def handle_customer_message(ctx: Context, message: Any) -> None:
         at_ms = decoded.at_ms
         if not await _decide(ctx, message, state, decoded):
             return
-    evaluation = evaluate(state, ctx.settings, _catalog(ctx), at_ms)
+    evaluation = evaluate(state, ctx.settings, catalog, at_ms)
     _save(ctx, state)
     for output in evaluation.outputs():
         await _publish(ctx, output)
@@ -138,21 +138,6 @@ async def _send_package_event(ctx: Context, event: PackageEvent) -> None:
     await ctx.topology.topics["package-events"].send(
         key=event.package_id.encode(), value=orjson.dumps(body)
     )
-
-
-class _CatalogView:
-    """The catalog GlobalTable as the str mapping the rules read."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def get(self, key: str) -> str | None:
-        raw = self.table.get(key.encode())
-        return None if raw is None else bytes(raw).decode()
-
-
-def _catalog(ctx: Context) -> Any:
-    return _CatalogView(ctx.topology.catalog)
 
 
 async def _publish(

@@ -173,13 +173,20 @@ def spawn_worker(
         "--data-dir",
         str(data_dir),
     ]
-    output = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(
-        command,
-        env={**os.environ, **(env or {})},
-        stdout=output,
-        stderr=subprocess.STDOUT,
-    )
+    if log is None:
+        return subprocess.Popen(
+            command,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+    with open(log, "ab") as output:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            command,
+            env={**os.environ, **(env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

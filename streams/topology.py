@@ -100,7 +100,6 @@ class Topology:
     customers: Any
     ledger: Any
     packages: Any
-    catalog: Any
 
 
 def build_topology(
@@ -148,5 +147,4 @@ def build_topology(
         customers=app.Table("customers", **table_options),
         ledger=app.Table("ledger", **table_options),
         packages=app.Table("packages", **table_options),
-        catalog=app.GlobalTable("catalog", **table_options),
     )

@@ -1,0 +1,70 @@
+"""Fixtures for integration tests: an embedded Kafka-compatible broker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:  # plain `pytest` (not `python -m pytest`)
+    sys.path.insert(0, str(_ROOT))
+
+from streams.broker import EmbeddedBroker, free_port  # noqa: E402
+from streams.commands import spawn_worker, stop_process  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A Tansu broker on a free 127.0.0.1 port, shared by the whole session.
+
+    Its output goes to ``broker.log`` in a session temp dir.  The broker keeps
+    everything in memory, so tests should use topic names of their own.
+    """
+    log_path = tmp_path_factory.mktemp("broker") / "broker.log"
+    with EmbeddedBroker(log_path=log_path) as started:
+        yield started
+
+
+@dataclass
+class RunningWorker:
+    broker: EmbeddedBroker
+    prefix: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def changelog(self, table: str) -> str:
+        return f"{self.prefix.rstrip('.')}-{table}-changelog"
+
+
+def worker_env(prefix: str) -> dict[str, str]:
+    return {
+        "TARIFFSTREAM_STREAMS__TOPIC_PREFIX": prefix,
+        "TARIFFSTREAM_STREAMS__STORE": "memory://",
+        "TARIFFSTREAM_TIME__TIMEZONE": "+10:00",
+    }
+
+
+@pytest.fixture(scope="session")
+def worker(
+    broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningWorker]:
+    """One worker for the session, on topics of its own; tests use distinct ids."""
+    prefix = f"it{uuid.uuid4().hex[:6]}."
+    home = tmp_path_factory.mktemp("worker")
+    log = home / "worker.log"
+    process = spawn_worker(
+        broker.url, free_port(), home / "data", env=worker_env(prefix), log=log
+    )
+    try:
+        yield RunningWorker(broker, prefix, process, log)
+    finally:
+        stop_process(process)

@@ -1,0 +1,92 @@
+"""Test-side Kafka clients: produce, collect output topics, read a changelog."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+
+def produce(
+    bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes]]
+) -> None:
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+        await producer.start()
+        try:
+            for topic, key, value in messages:
+                await producer.send(topic, value=value, key=key)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def collect(
+    bootstrap: str,
+    topics: Sequence[str],
+    done: Callable[[dict[str, list[dict[str, Any]]]], bool],
+    timeout: float = 120.0,
+) -> dict[str, list[dict[str, Any]]]:
+    """Read topics from the start until ``done(seen)`` holds or time runs out."""
+
+    async def run() -> dict[str, list[dict[str, Any]]]:
+        seen: dict[str, list[dict[str, Any]]] = {t: [] for t in topics}
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                for tp, records in batch.items():
+                    seen[tp.topic].extend(orjson.loads(r.value) for r in records)
+                if done(seen):
+                    break
+        finally:
+            await consumer.stop()
+        return seen
+
+    return asyncio.run(run())
+
+
+def read_table(bootstrap: str, changelog: str) -> dict[bytes, Any]:
+    """The last value per key of a table's changelog topic (deletes removed)."""
+
+    async def run() -> dict[bytes, Any]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(changelog)
+            if not partitions:
+                await consumer._client.force_metadata_update()  # noqa: SLF001
+                partitions = consumer.partitions_for_topic(changelog) or set()
+            tps = [TopicPartition(changelog, p) for p in partitions]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            table: dict[bytes, Any] = {}
+            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    for r in records:
+                        if r.value is None:
+                            table.pop(r.key, None)
+                        else:
+                            table[r.key] = orjson.loads(r.value)
+            return table
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
