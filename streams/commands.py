@@ -71,6 +71,7 @@ def _broker(args: argparse.Namespace) -> int:
         print(f"embedded broker on {broker.bootstrap} (memory only; Ctrl-C stops it)")
         print(f"workers: tariffstream worker --embedded --broker {broker.url}")
         try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         except KeyboardInterrupt:
             pass

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from agents import register_all
 from agents._io import Context
@@ -17,6 +17,9 @@ from streams.topology import Topology, build_topology
 __all__ = ["build_worker_app", "run_worker"]
 
 logger = logging.getLogger(__name__)
+# prometheus_client's CONTENT_TYPE_LATEST carries a charset, which aiohttp refuses
+# in content_type; the text format is UTF-8 by definition.
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 
 def build_worker_app(
@@ -38,7 +41,7 @@ def build_worker_app(
         web: faust.web.View, request: faust.web.Request
     ) -> faust.web.Response:
         return web.bytes(
-            generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST
+            generate_latest(metrics.registry), content_type=PROMETHEUS_TEXT
         )
 
     return topology, metrics
