@@ -83,6 +83,26 @@ class Context:
             key=key, value=orjson.dumps(letter.to_dict())
         )
 
+    async def usable(self, message: Any, decoded: Any, id_field: str) -> bool:
+        """Whether a decoded input can be used; if not, it has gone to dead-letters.
+
+        The message key must be the entity's id, or its state would live on
+        another partition than the rest of that entity's events.
+        """
+        if isinstance(decoded, Rejection):
+            await self.dead_letter(message, decoded)
+            return False
+        if (
+            message.key is not None
+            and message.key != getattr(decoded, id_field).encode()
+        ):
+            rejection = Rejection(
+                "key_mismatch", id_field, f"message key must be the {id_field}"
+            )
+            await self.dead_letter(message, rejection)
+            return False
+        return True
+
     def _short(self, topic: str) -> str:
         prefix = self.settings.streams.topic_prefix
         return topic[len(prefix) :] if topic.startswith(prefix) else topic

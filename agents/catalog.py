@@ -45,7 +45,7 @@ class CatalogCache:
         try:
             partitions: set[int] = set()
             while not partitions:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
+                await consumer._client.force_metadata_update()
                 partitions = consumer.partitions_for_topic(self.topic) or set()
                 if not partitions:
                     await asyncio.sleep(1.0)

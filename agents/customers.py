@@ -66,16 +66,7 @@ async def handle_customer_message(ctx: Context, message: Any, catalog: Any) -> N
         decoded = decode_customer(raw)
     else:
         decoded = decode_switch_decision(raw)
-    if isinstance(decoded, Rejection):
-        await ctx.dead_letter(message, decoded)
-        return
-    if message.key is not None and message.key != decoded.customer_id.encode():
-        await ctx.dead_letter(
-            message,
-            Rejection(
-                "key_mismatch", "customer_id", "message key must be the customer id"
-            ),
-        )
+    if not await ctx.usable(message, decoded, "customer_id"):
         return
     state = _load(ctx, decoded.customer_id)
     if topic == "meter-readings":

@@ -15,7 +15,7 @@ import orjson
 
 from agents._io import Context
 from models.decode import decode_campaign_command, decode_package_event
-from models.events import CampaignEffect, HeatChange, MarketingAction, Rejection
+from models.events import CampaignEffect, HeatChange, MarketingAction
 from rules.packages import PackageState, apply_campaign_command, apply_package_event
 
 __all__ = ["handle_package_message", "register"]
@@ -41,16 +41,7 @@ async def handle_package_message(ctx: Context, message: Any) -> None:
         if topic == "package-events"
         else decode_campaign_command(raw)
     )
-    if isinstance(decoded, Rejection):
-        await ctx.dead_letter(message, decoded)
-        return
-    if message.key is not None and message.key != decoded.package_id.encode():
-        await ctx.dead_letter(
-            message,
-            Rejection(
-                "key_mismatch", "package_id", "message key must be the package id"
-            ),
-        )
+    if not await ctx.usable(message, decoded, "package_id"):
         return
     table = ctx.topology.packages
     key = decoded.package_id.encode()
