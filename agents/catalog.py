@@ -65,9 +65,10 @@ def register(ctx: Context) -> CatalogCache:
     bootstrap = ctx.settings.streams.broker.split("://", 1)[-1]
     cache = CatalogCache(bootstrap, topic_name(ctx.settings, "catalog"))
 
-    @topology.app.task
     async def follow_catalog() -> None:
         await cache.run()
+
+    topology.app.task(follow_catalog)
 
     @topology.app.agent(topology.topics["catalog"], name="catalog")
     async def catalog(stream: Any) -> None:
