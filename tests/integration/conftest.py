@@ -37,12 +37,26 @@ class RunningWorker:
     prefix: str
     process: subprocess.Popen[bytes]
     log: Path
+    web_port: int
+    data_dir: Path
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
     def changelog(self, table: str) -> str:
         return f"{self.prefix.rstrip('.')}-{table}-changelog"
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no final commit."""
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+    def restart(self) -> RunningWorker:
+        """A new process with the same identity, web port and data dir."""
+        return start_worker(self.broker, self.prefix, self.log, self.data_dir, self.web_port)
 
 
 def worker_env(prefix: str) -> dict[str, str]:
@@ -53,18 +67,24 @@ def worker_env(prefix: str) -> dict[str, str]:
     }
 
 
+def start_worker(
+    broker: EmbeddedBroker, prefix: str, log: Path, data_dir: Path, web_port: int | None = None
+) -> RunningWorker:
+    port = web_port or free_port()
+    process = spawn_worker(broker.url, port, data_dir, env=worker_env(prefix), log=log)
+    return RunningWorker(broker, prefix, process, log, port, data_dir)
+
+
+def new_prefix() -> str:
+    return f"it{uuid.uuid4().hex[:6]}."
+
+
 @pytest.fixture(scope="session")
-def worker(
-    broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningWorker]:
+def worker(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
     """One worker for the session, on topics of its own; tests use distinct ids."""
-    prefix = f"it{uuid.uuid4().hex[:6]}."
     home = tmp_path_factory.mktemp("worker")
-    log = home / "worker.log"
-    process = spawn_worker(
-        broker.url, free_port(), home / "data", env=worker_env(prefix), log=log
-    )
+    running = start_worker(broker, new_prefix(), home / "worker.log", home / "data")
     try:
-        yield RunningWorker(broker, prefix, process, log)
+        yield running
     finally:
-        stop_process(process)
+        running.stop()

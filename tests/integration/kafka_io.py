@@ -72,6 +72,8 @@ def read_table(bootstrap: str, changelog: str) -> dict[bytes, Any]:
             if not partitions:
                 await consumer._client.force_metadata_update()  # noqa: SLF001
                 partitions = consumer.partitions_for_topic(changelog) or set()
+            if not partitions:
+                return {}  # the worker has not written the table yet
             tps = [TopicPartition(changelog, p) for p in partitions]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,8 @@ from streams.replay import encode_messages
 from tariffstream.analyze import analyze_readings
 from tariffstream.csvinput import CsvOptions, RowRejection, open_csv, read_readings
 from tests.helpers import make_settings
-from tests.integration.conftest import RunningWorker
+from streams.broker import EmbeddedBroker
+from tests.integration.conftest import RunningWorker, new_prefix, start_worker
 from tests.integration.kafka_io import collect, produce, read_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.data, pytest.mark.slow]
@@ -38,23 +41,36 @@ def readings() -> list[Any]:
     return [type(r)(f"sgsc-{r.customer_id}", *(getattr(r, f) for f in r.__slots__[1:])) for r in rows]
 
 
-def test_shuffled_replay_with_duplicates_equals_analyze(worker: RunningWorker, readings: list[Any]) -> None:
-    rng = random.Random(20121007)
+def shuffled_with_duplicates(readings: list[Any], seed: int) -> list[tuple[bytes, bytes]]:
+    """Meter-day blocks in random order, and 5% of readings sent again alone."""
+    rng = random.Random(seed)
     blocks = list(encode_messages(readings, block_size=48))
-    rng.shuffle(blocks)
     duplicates = list(encode_messages(rng.sample(readings, len(readings) // 20), block_size=1))
-    messages = blocks + duplicates
+    messages = [(key, value) for key, value, _ in blocks + duplicates]
     rng.shuffle(messages)
-    topic = worker.topic("meter-readings")
-    produce(worker.broker.bootstrap, [(topic, key, value) for key, value, _ in messages])
+    return messages
 
+
+def batch_result(readings: list[Any]) -> dict[str, Any]:
     batch = analyze_readings(readings, make_settings(**{"time.timezone": "+10:00"}))
-    expected = {c.customer_id: c for c in batch.customers}
+    return {c.customer_id: c for c in batch.customers}
+
+
+def test_shuffled_replay_with_duplicates_equals_analyze(worker: RunningWorker, readings: list[Any]) -> None:
+    topic = worker.topic("meter-readings")
+    messages = shuffled_with_duplicates(readings, seed=20121007)
+    produce(worker.broker.bootstrap, [(topic, key, value) for key, value in messages])
+
+    expected = batch_result(readings)
     customers = _wait_for_state(worker, expected)
     changes = worker.topic("tier-changes")
     seen = collect(worker.broker.bootstrap, [changes], lambda s: False, timeout=5)
     last_tier = {e["customer_id"]: e["new_tier"] for e in seen[changes] if e["customer_id"] in expected}
     assert last_tier == {c: r.tier for c, r in expected.items() if r.tier is not None}
+    assert_equal_to_batch(customers, expected)
+
+
+def assert_equal_to_batch(customers: dict[bytes, Any], expected: dict[str, Any]) -> None:
     for customer_id, report in expected.items():
         state = customers[customer_id.encode()]
         assert state["tier"] == report.tier, customer_id
@@ -64,10 +80,71 @@ def test_shuffled_replay_with_duplicates_equals_analyze(worker: RunningWorker, r
             assert mwh == by_label[label], (customer_id, label)
 
 
-def _wait_for_state(worker: RunningWorker, expected: dict[str, Any]) -> dict[bytes, Any]:
-    import time
+def booked_readings(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith("tariffstream_readings_total "):
+                    return float(line.split()[1])
+    except OSError:
+        return 0.0
+    return 0.0
 
-    deadline = time.monotonic() + 600
+
+def test_two_workers_one_killed_mid_stream_end_as_the_batch(
+    broker: EmbeddedBroker, readings: list[Any], tmp_path: Path
+) -> None:
+    prefix = new_prefix()
+    first = start_worker(broker, prefix, tmp_path / "w1.log", tmp_path / "d1")
+    second = start_worker(broker, prefix, tmp_path / "w2.log", tmp_path / "d2")
+    try:
+        topic = first.topic("meter-readings")
+        messages = shuffled_with_duplicates(readings, seed=20130406)
+        half = len(messages) // 2
+        produce(broker.bootstrap, [(topic, k, v) for k, v in messages[:half]])
+        deadline = time.monotonic() + 120
+        while booked_readings(second.web_port) < 20_000 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert booked_readings(second.web_port) > 0, "second worker never got to work"
+        second.kill()
+        produce(broker.bootstrap, [(topic, k, v) for k, v in messages[half:]])
+        second = second.restart()
+        expected = batch_result(readings)
+        customers = _wait_for_state(first, expected)
+        assert_equal_to_batch(customers, expected)
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_restarted_worker_recovers_its_tables_from_the_changelogs(
+    broker: EmbeddedBroker, readings: list[Any], tmp_path: Path
+) -> None:
+    prefix = new_prefix()
+    one_customer = [r for r in readings if r.customer_id == "sgsc-10006414"]
+    running = start_worker(broker, prefix, tmp_path / "w.log", tmp_path / "d")
+    topic = running.topic("meter-readings")
+    try:
+        produce(broker.bootstrap, [(topic, k, v) for k, v, _ in encode_messages(one_customer, 48)])
+        expected = batch_result(one_customer)
+        _wait_for_state(running, expected)
+        running.stop()
+        running = running.restart()
+        # The same last day again and one new half-hour: only the new one counts,
+        # which needs the recovered ledger and the recovered months.
+        last = one_customer[-1]
+        extra = type(last)(last.customer_id, last.meter_id, last.end_ms, last.end_ms + 1_800_000, 1.5, "residential")
+        again = list(encode_messages([*one_customer[-48:], extra], 48))
+        produce(broker.bootstrap, [(topic, k, v) for k, v, _ in again])
+        expected_after = batch_result([*one_customer, extra])
+        customers = _wait_for_state(running, expected_after)
+        assert_equal_to_batch(customers, expected_after)
+    finally:
+        running.stop()
+
+
+def _wait_for_state(worker: RunningWorker, expected: dict[str, Any]) -> dict[bytes, Any]:
+    deadline = time.monotonic() + 300
     while True:
         customers = read_table(worker.broker.bootstrap, worker.changelog("customers"))
         ready = [
