@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -82,6 +83,19 @@ class Context:
         await self.topology.topics["dead-letters"].send(
             key=key, value=orjson.dumps(letter.to_dict())
         )
+
+    def processed(self, message: Any, event_time_ms: int | None) -> None:
+        """Observe latency (producer timestamp to state update) and event-time lag.
+
+        The wall clock is read here for the operators' metrics only; no rule sees it.
+        """
+        now = time.time()
+        timestamp = getattr(message, "timestamp", None)
+        if timestamp:
+            self.metrics.latency.observe(max(now - timestamp, 0.0))
+        if event_time_ms:
+            topic = self._short(message.topic)
+            self.metrics.event_lag.labels(topic=topic).set(now - event_time_ms / 1000)
 
     async def usable(self, message: Any, decoded: Any, id_field: str) -> bool:
         """Whether a decoded input can be used; if not, it has gone to dead-letters.

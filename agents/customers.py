@@ -82,6 +82,7 @@ async def handle_customer_message(ctx: Context, message: Any, catalog: Any) -> N
             return
     evaluation = evaluate(state, ctx.settings, catalog, at_ms)
     _save(ctx, state)
+    ctx.processed(message, at_ms)
     for output in evaluation.outputs():
         await _publish(ctx, output)
 

@@ -62,6 +62,7 @@ async def handle_package_message(ctx: Context, message: Any) -> None:
     data["state"] = state.to_json()
     data["offsets"][source] = message.offset
     table[key] = orjson.dumps(data)
+    ctx.processed(message, decoded.at_ms)
     for output in outputs:
         await _publish(ctx, output)
 

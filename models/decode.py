@@ -260,7 +260,13 @@ def _block(
             )
         interval_ms = round(minutes * 60_000)
     checked: list[float | None] = []
+    isfinite = math.isfinite
     for slot, value in enumerate(values):
+        # The common case first: a plain, finite, non-negative JSON number.
+        kind = type(value)
+        if (kind is float and isfinite(value) or kind is int) and value >= 0:
+            checked.append(float(value))
+            continue
         if value is None:
             checked.append(None)
             continue

@@ -16,6 +16,7 @@ from typing import Any
 from config import Settings
 from models.events import (
     IntervalBlock,
+    MWH_PER_KWH,
     IntervalReading,
     MeterMessage,
     RegisterReading,
@@ -33,6 +34,10 @@ from rules.ledger import (
     register_key,
 )
 from rules.timezones import MonthCalendar, calendar_for, month_label
+
+# A month is never longer than this; with the month's end it tells cheaply whether
+# an instant is still inside the month looked up last.
+_MONTH_SPAN_MS = 27 * DAY_MS
 
 __all__ = [
     "Booking",
@@ -147,8 +152,7 @@ def book_meter_message(
     if isinstance(message, RegisterReading):
         _book_register(state, message, ledger, calendar, settings, booking)
     else:
-        readings = message.expand() if isinstance(message, IntervalBlock) else [message]
-        _book_intervals(state, readings, ledger, calendar, settings, booking)
+        _book_intervals(state, message, ledger, calendar, settings, booking)
     _retire(state, ledger, calendar, settings, booking)
     return booking
 
@@ -161,44 +165,65 @@ def _window_start(
     return calendar.month_of(state.watermark_ms) - settings.readings.window_months
 
 
+def _intervals(message: IntervalReading | IntervalBlock) -> list[tuple[int, int, int]]:
+    """(start ms, duration ms, mWh) of every non-missing interval in a message."""
+    if isinstance(message, IntervalReading):
+        return [
+            (message.start_ms, message.end_ms - message.start_ms, to_mwh(message.kwh))
+        ]
+    step, first = message.interval_ms, message.start_ms
+    return [
+        (first + slot * step, step, round(kwh * MWH_PER_KWH))
+        for slot, kwh in enumerate(message.values)
+        if kwh is not None
+    ]
+
+
 def _book_intervals(
     state: CustomerState,
-    readings: list[IntervalReading],
+    message: IntervalReading | IntervalBlock,
     ledger: LedgerStore,
     calendar: MonthCalendar,
     settings: Settings,
     booking: Booking,
 ) -> None:
+    """Book interval readings; one ledger bucket per meter and UTC day touched.
+
+    A block is usually one meter-day, so the month and bucket of its readings are
+    looked up once per boundary crossed rather than once per reading.
+    """
+    meter = message.meter_id
     first_month = _window_start(state, calendar, settings)
-    by_bucket: dict[tuple[str, int], list[tuple[IntervalReading, int]]] = defaultdict(
-        list
-    )
+    by_day: dict[int, list[tuple[int, int, int, int]]] = defaultdict(list)
     too_late = 0
-    for reading in readings:
-        month = calendar.month_of(reading.start_ms)
+    month, month_end, latest = -1, -1, -1
+    for start, duration, mwh in _intervals(message):
+        if not (month_end > start >= month_end - _MONTH_SPAN_MS and start >= latest):
+            month = calendar.month_of(start)
+            month_end = calendar.bounds(month)[1]
+        latest = start
         if first_month is not None and month < first_month:
             too_late += 1
             continue
-        by_bucket[(reading.meter_id, reading.start_ms // DAY_MS)].append(
-            (reading, month)
-        )
+        by_day[start // DAY_MS].append((start, duration, mwh, month))
     if too_late:
         booking.rejections.append(
             Rejection("too_late", "start", "older than the analysis window", too_late)
         )
-    for (meter, day), items in by_bucket.items():
+    for day, items in by_day.items():
         key = bucket_key(state.customer_id, meter, day)
         bucket = IntervalBucket.from_json(ledger.get(key))
-        touched = False
-        for reading, month in items:
-            d_mwh, d_cov = bucket.apply(
-                reading.start_ms, to_mwh(reading.kwh), reading.end_ms - reading.start_ms
-            )
+        changes: dict[int, list[int]] = {}
+        for start, duration, mwh, in_month in items:
+            d_mwh, d_cov = bucket.apply(start, mwh, duration)
             if d_mwh or d_cov:
-                _add(state, month, meter, d_mwh, d_cov)
-                touched = True
-            _advance(state, reading.start_ms)
-        if touched:
+                change = changes.setdefault(in_month, [0, 0])
+                change[0] += d_mwh
+                change[1] += d_cov
+            _advance(state, start)
+        for in_month, (d_mwh, d_cov) in changes.items():
+            _add(state, in_month, meter, d_mwh, d_cov)
+        if changes:
             ledger.put(key, bucket.to_json())
             booking.changed = True
         oldest = state.meters.get(meter)

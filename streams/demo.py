@@ -25,7 +25,9 @@ logger = logging.getLogger(__name__)
 PREFIX = "tariffstream."
 
 
-async def _feed(bootstrap: str, customers: int, seconds_per_day: float, stop: asyncio.Event) -> int:
+async def _feed(
+    bootstrap: str, customers: int, seconds_per_day: float, stop: asyncio.Event
+) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
     await producer.start()
     sent = 0
@@ -52,9 +54,15 @@ def run_demo(web_port: int, customers: int, seconds_per_day: float) -> int:
     home = Path(tempfile.mkdtemp(prefix="tariffstream-demo-"))
     with EmbeddedBroker(log_path=home / "broker.log") as broker:
         print(f"embedded broker on {broker.bootstrap} (memory only)")
-        worker = spawn_worker(broker.url, web_port, home / "data", log=home / "worker.log")
-        print(f"worker started: metrics at http://127.0.0.1:{web_port}/metrics, log {home / 'worker.log'}")
-        print(f"feeding {customers} customers, a year of event time in about {seconds_per_day * 365:.0f} s")
+        worker = spawn_worker(
+            broker.url, web_port, home / "data", log=home / "worker.log"
+        )
+        print(
+            f"worker started: metrics at http://127.0.0.1:{web_port}/metrics, log {home / 'worker.log'}"
+        )
+        print(
+            f"feeding {customers} customers, a year of event time in about {seconds_per_day * 365:.0f} s"
+        )
         try:
             asyncio.run(_run(broker.bootstrap, customers, seconds_per_day))
             print("demo feed done; the worker keeps running until Ctrl-C")

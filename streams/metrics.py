@@ -72,7 +72,7 @@ class Metrics:
         )
         self.event_lag = Gauge(
             "tariffstream_event_time_lag_seconds",
-            "Newest event time seen per input topic, behind the newest overall",
+            "Wall time minus the event time of the last message processed, per topic",
             ["topic"],
             registry=registry,
         )
