@@ -33,7 +33,14 @@ BASE = 1_704_067_200_000
 def readings(total: int, customers: int) -> list[IntervalReading]:
     per_customer = max(total // customers, 1)
     return [
-        IntervalReading(f"b{c}", f"b{c}", BASE + i * HALF_HOUR, BASE + (i + 1) * HALF_HOUR, 0.25, "residential")
+        IntervalReading(
+            f"b{c}",
+            f"b{c}",
+            BASE + i * HALF_HOUR,
+            BASE + (i + 1) * HALF_HOUR,
+            0.25,
+            "residential",
+        )
         for c in range(customers)
         for i in range(per_customer)
     ]
@@ -41,7 +48,9 @@ def readings(total: int, customers: int) -> list[IntervalReading]:
 
 def booked(port: int) -> float:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/metrics", timeout=5
+        ) as response:
             for line in response.read().decode().splitlines():
                 if line.startswith("tariffstream_readings_total "):
                     return float(line.split()[1])
@@ -57,19 +66,29 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run(broker: EmbeddedBroker, data: list[IntervalReading], block_size: int) -> dict[str, Any]:
+def run(
+    broker: EmbeddedBroker, data: list[IntervalReading], block_size: int
+) -> dict[str, Any]:
     prefix = f"bench{block_size}."
     home = Path(mkdtemp(prefix="tariffstream-bench-"))
     port = free_port()
-    env = {"TARIFFSTREAM_STREAMS__TOPIC_PREFIX": prefix, "TARIFFSTREAM_STREAMS__STORE": "memory://"}
-    worker = spawn_worker(broker.url, port, home / "data", env=env, log=home / "worker.log")
+    env = {
+        "TARIFFSTREAM_STREAMS__TOPIC_PREFIX": prefix,
+        "TARIFFSTREAM_STREAMS__STORE": "memory://",
+    }
+    worker = spawn_worker(
+        broker.url, port, home / "data", env=env, log=home / "worker.log"
+    )
     try:
         messages = list(encode_messages(data, block_size))
         while booked(port) == 0 and worker.poll() is None:
             produce(broker.bootstrap, [(prefix + "meter-readings", *messages[0][:2])])
             time.sleep(2)
         started = time.monotonic()
-        produce(broker.bootstrap, [(prefix + "meter-readings", k, v) for k, v, _ in messages[1:]])
+        produce(
+            broker.bootstrap,
+            [(prefix + "meter-readings", k, v) for k, v, _ in messages[1:]],
+        )
         while booked(port) < len(data) and worker.poll() is None:
             time.sleep(0.5)
         elapsed = time.monotonic() - started

@@ -33,6 +33,7 @@ __all__ = [
     "GainRange",
     "PackageSettings",
     "ReadingSettings",
+    "ServingSettings",
     "Settings",
     "StreamSettings",
     "TierSettings",
@@ -127,6 +128,16 @@ class StreamSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServingSettings:
+    redis_url: str
+    api_token: str
+    mirror_streams: bool
+    stream_maxlen: int
+    alerts_kept: int
+    flush_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every business constant of the product, validated."""
 
@@ -138,6 +149,7 @@ class Settings:
     marketing: Mapping[int, tuple[str, ...]]
     campaign: CampaignSettings
     streams: StreamSettings
+    serving: ServingSettings
     raw: Mapping[str, Any]
 
 
@@ -185,13 +197,16 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
 ENV_ALIASES = {
     "TARIFFSTREAM_BROKER": "streams.broker",
     "TARIFFSTREAM_PARTITIONS": "streams.partitions",
+    "TARIFFSTREAM_REDIS_URL": "serving.redis_url",
+    "TARIFFSTREAM_API_TOKEN": "serving.api_token",
 }
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     """TARIFFSTREAM_SECTION__KEY=value pairs as dotted keys with parsed values."""
     found: dict[str, Any] = {
-        dotted: _parse_env_value(env[name])
+        # Addresses and secrets are taken as they are: a token of digits stays text.
+        dotted: int(env[name]) if dotted == "streams.partitions" else env[name]
         for name, dotted in ENV_ALIASES.items()
         if name in env
     }
@@ -260,6 +275,7 @@ def _build(data: Mapping[str, Any]) -> Settings:
         marketing=_marketing(_section(data, "marketing")),
         campaign=_campaign(_section(data, "campaign")),
         streams=_streams(_section(data, "streams")),
+        serving=_serving(_section(data, "serving")),
         raw=data,
     )
 
@@ -396,6 +412,27 @@ def _streams(section: Mapping[str, Any]) -> StreamSettings:
         web_port=_int(section, "streams.web_port", minimum=0),
         processing_guarantee=guarantee,
         standby_replicas=_int(section, "streams.standby_replicas", minimum=0),
+    )
+
+
+def _serving(section: Mapping[str, Any]) -> ServingSettings:
+    mirror = section.get("mirror_streams")
+    if not isinstance(mirror, bool):
+        raise ConfigError(
+            f"serving.mirror_streams: expected true or false, got {mirror!r}"
+        )
+    for name in ("redis_url", "api_token"):
+        if not isinstance(section.get(name), str):
+            raise ConfigError(
+                f"serving.{name}: expected a string, got {section.get(name)!r}"
+            )
+    return ServingSettings(
+        redis_url=section["redis_url"],
+        api_token=section["api_token"],
+        mirror_streams=mirror,
+        stream_maxlen=_int(section, "serving.stream_maxlen", minimum=1),
+        alerts_kept=_int(section, "serving.alerts_kept", minimum=1),
+        flush_seconds=_number(section, "serving.flush_seconds", positive=True),
     )
 
 

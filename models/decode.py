@@ -264,7 +264,7 @@ def _block(
     for slot, value in enumerate(values):
         # The common case first: a plain, finite, non-negative JSON number.
         kind = type(value)
-        if (kind is float and isfinite(value) or kind is int) and value >= 0:
+        if ((kind is float and isfinite(value)) or kind is int) and value >= 0:
             checked.append(float(value))
             continue
         if value is None:

@@ -15,8 +15,8 @@ from typing import Any
 
 from config import Settings
 from models.events import (
-    IntervalBlock,
     MWH_PER_KWH,
+    IntervalBlock,
     IntervalReading,
     MeterMessage,
     RegisterReading,

@@ -36,7 +36,9 @@ def add_stream_commands(commands: Any) -> None:
     worker.add_argument(
         "--embedded", action="store_true", help="the broker is the embedded one"
     )
-    worker.add_argument("--loglevel", default="warning")
+    worker.add_argument(
+        "--loglevel", default=os.environ.get("TARIFFSTREAM_LOGLEVEL", "warning")
+    )
     worker.set_defaults(handler=_worker)
 
     from tariffstream.cli import add_csv_options
@@ -45,6 +47,9 @@ def add_stream_commands(commands: Any) -> None:
     add_csv_options(replay)
     replay.add_argument("--broker", help="kafka://host:port (or TARIFFSTREAM_BROKER)")
     replay.add_argument("--rate", default="max", help="readings per second, or max")
+    replay.add_argument(
+        "--embedded", action="store_true", help="the broker is the embedded one"
+    )
     replay.add_argument(
         "--block-size",
         type=int,
@@ -126,8 +131,10 @@ def _replay(args: argparse.Namespace) -> int:
         with open_csv(args.file) as handle:
             for item in read_readings(handle, csv_options(args, settings)):
                 if isinstance(item, RowRejection):
+                    rejection = item.rejection
+                    field = rejection.field or "-"
                     print(
-                        f"line {item.line}: {item.rejection.reason} ({item.rejection.field or '-'})",
+                        f"line {item.line}: {rejection.reason} ({field})",
                         file=sys.stderr,
                     )
                 else:
@@ -143,7 +150,16 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
     messages = list(encode_messages(readings, args.block_size))
     topic = topic_name(settings, "meter-readings")
-    asyncio.run(produce(_bootstrap(settings.streams.broker), topic, messages, rate))
+    embedded = args.embedded or settings.streams.broker_flavour == "embedded"
+    asyncio.run(
+        produce(
+            _bootstrap(settings.streams.broker),
+            topic,
+            messages,
+            rate,
+            embedded=embedded,
+        )
+    )
     return 0
 
 

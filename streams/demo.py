@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from streams.broker import EmbeddedBroker
 from streams.commands import spawn_worker, stop_process
 from streams.demo_feed import DAY_MS, demo_events
+from streams.replay import EMBEDDED_BATCH_BYTES
 
 __all__ = ["run_demo"]
 
@@ -28,7 +29,9 @@ PREFIX = "tariffstream."
 async def _feed(
     bootstrap: str, customers: int, seconds_per_day: float, stop: asyncio.Event
 ) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=0, max_batch_size=EMBEDDED_BATCH_BYTES
+    )
     await producer.start()
     sent = 0
     try:
@@ -57,11 +60,12 @@ def run_demo(web_port: int, customers: int, seconds_per_day: float) -> int:
         worker = spawn_worker(
             broker.url, web_port, home / "data", log=home / "worker.log"
         )
+        base = f"http://127.0.0.1:{web_port}"
+        print(f"control room: {base}/   metrics: {base}/metrics")
+        print(f"worker log: {home / 'worker.log'}")
+        year = seconds_per_day * 365
         print(
-            f"worker started: metrics at http://127.0.0.1:{web_port}/metrics, log {home / 'worker.log'}"
-        )
-        print(
-            f"feeding {customers} customers, a year of event time in about {seconds_per_day * 365:.0f} s"
+            f"feeding {customers} customers, a year of event time in about {year:.0f} s"
         )
         try:
             asyncio.run(_run(broker.bootstrap, customers, seconds_per_day))

@@ -18,7 +18,10 @@ from aiokafka import AIOKafkaProducer
 
 from models.events import IntervalReading, RegisterReading
 
-__all__ = ["encode_messages", "produce"]
+__all__ = ["EMBEDDED_BATCH_BYTES", "encode_messages", "produce"]
+
+# Smaller than any record: aiokafka then puts each record in a batch of its own.
+EMBEDDED_BATCH_BYTES = 64
 
 Reading = IntervalReading | RegisterReading
 
@@ -99,9 +102,20 @@ async def produce(
     messages: Sequence[tuple[bytes, bytes, int]],
     rate: float | None = None,
     progress: TextIO | None = sys.stderr,
+    embedded: bool = False,
 ) -> int:
-    """Send messages keyed by customer; ``rate`` caps readings per second."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
+    """Send messages keyed by customer; ``rate`` caps readings per second.
+
+    On the embedded broker every record goes in a batch of its own: it
+    misreports offsets inside multi-record batches, and a consumer resuming in
+    the middle of one after a restart then crawls.
+    """
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=0 if embedded else 20,
+        acks="all",
+        max_batch_size=EMBEDDED_BATCH_BYTES if embedded else 16384,
+    )
     await producer.start()
     sent = 0
     started = time.monotonic()

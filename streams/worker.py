@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from agents import register_all
 from agents._io import Context
 from config import Settings
+from streams.control_room import register_control_room
 from streams.metrics import Metrics
 from streams.topology import Topology, build_topology
 
@@ -44,6 +45,12 @@ def build_worker_app(
             generate_latest(metrics.registry), content_type=PROMETHEUS_TEXT
         )
 
+    register_control_room(
+        topology.app,
+        settings,
+        metrics,
+        settings.streams.web_port if web_port is None else web_port,
+    )
     return topology, metrics
 
 

@@ -10,12 +10,19 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.replay import EMBEDDED_BATCH_BYTES
+
+# One record per batch on the embedded broker, as streams.replay does there.
+BATCH_BYTES = EMBEDDED_BATCH_BYTES
+
 
 def produce(
     bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes]]
 ) -> None:
     async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=BATCH_BYTES
+        )
         await producer.start()
         try:
             for topic, key, value in messages:
@@ -70,7 +77,7 @@ def read_table(bootstrap: str, changelog: str) -> dict[bytes, Any]:
         try:
             partitions = consumer.partitions_for_topic(changelog)
             if not partitions:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
+                await consumer._client.force_metadata_update()
                 partitions = consumer.partitions_for_topic(changelog) or set()
             if not partitions:
                 return {}  # the worker has not written the table yet

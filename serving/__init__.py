@@ -1,0 +1,1 @@
+"""The serving layer: the Redis read model and the HTTP API for terminals."""
