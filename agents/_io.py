@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from models.events import DeadLetter, Rejection
+from serving.readmodel import ReadModel
 from streams.metrics import Metrics
 from streams.topology import Topology
 
@@ -40,10 +41,13 @@ class TableLedger:
 class Context:
     """The topology and metrics an agent works with."""
 
-    def __init__(self, topology: Topology, metrics: Metrics) -> None:
+    def __init__(
+        self, topology: Topology, metrics: Metrics, read_model: ReadModel | None = None
+    ) -> None:
         self.topology = topology
         self.settings = topology.settings
         self.metrics = metrics
+        self.read_model = read_model
 
     async def emit(self, topic: str, key: str, body: dict[str, Any]) -> None:
         await self.topology.topics[topic].send(

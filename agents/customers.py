@@ -26,6 +26,7 @@ from models.events import (
 )
 from rules.consumption import CustomerState, book_meter_message
 from rules.recommend import apply_customer_record, apply_decision, evaluate
+from serving.views import catalog_gap_alert, customer_view
 
 __all__ = ["handle_customer_message", "register"]
 
@@ -82,6 +83,8 @@ async def handle_customer_message(ctx: Context, message: Any, catalog: Any) -> N
             return
     evaluation = evaluate(state, ctx.settings, catalog, at_ms)
     _save(ctx, state)
+    if ctx.read_model is not None:
+        ctx.read_model.put_customer(customer_view(state, ctx.settings))
     ctx.processed(message, at_ms)
     for output in evaluation.outputs():
         await _publish(ctx, output)
@@ -142,9 +145,13 @@ async def _publish(
             new_tier=str(output.new_tier or "none"),
         ).inc()
         await ctx.emit("tier-changes", output.customer_id, output.to_dict())
+        if ctx.read_model is not None:
+            ctx.read_model.mirror("tier-changes", output.to_dict())
     elif isinstance(output, Recommendation):
         ctx.metrics.recommendations.labels(outcome="sent").inc()
         await ctx.emit("recommendations", output.customer_id, output.to_dict())
+        if ctx.read_model is not None:
+            ctx.read_model.mirror("recommendations", output.to_dict())
     else:
         ctx.metrics.catalog_gaps.labels(
             customer_type=output.customer_type, tier=str(output.tier)
@@ -152,3 +159,5 @@ async def _publish(
         logger.warning(
             "catalog gap customer_type=%s tier=%s", output.customer_type, output.tier
         )
+        if ctx.read_model is not None:
+            ctx.read_model.add_alert(catalog_gap_alert(output))

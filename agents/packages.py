@@ -17,6 +17,7 @@ from agents._io import Context
 from models.decode import decode_campaign_command, decode_package_event
 from models.events import CampaignEffect, HeatChange, MarketingAction
 from rules.packages import PackageState, apply_campaign_command, apply_package_event
+from serving.views import campaign_view, effect_alert, package_view
 
 __all__ = ["handle_package_message", "register"]
 
@@ -62,6 +63,8 @@ async def handle_package_message(ctx: Context, message: Any) -> None:
     data["state"] = state.to_json()
     data["offsets"][source] = message.offset
     table[key] = orjson.dumps(data)
+    if ctx.read_model is not None:
+        ctx.read_model.put_package(package_view(state, ctx.settings))
     ctx.processed(message, decoded.at_ms)
     for output in outputs:
         await _publish(ctx, output)
@@ -87,3 +90,8 @@ async def _publish(
             )
             ctx.metrics.campaign_results.labels(grade=grade).inc()
         await ctx.emit("campaign-effects", output.package_id, output.to_dict())
+        if ctx.read_model is not None:
+            ctx.read_model.put_campaign(campaign_view(output))
+            alert = effect_alert(output)
+            if alert is not None:
+                ctx.read_model.add_alert(alert)

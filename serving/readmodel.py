@@ -67,7 +67,7 @@ class ReadModel:
     ) -> None:
         self.settings = settings
         self.prefix = key_prefix(settings)
-        self.redis = client or aioredis.from_url(
+        self.redis: Any = client or aioredis.from_url(
             settings.serving.redis_url, socket_timeout=2, socket_connect_timeout=2
         )
         self.metrics = _Metrics(registry)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from config import Settings
-from models.events import CampaignEffect, to_kwh
+from models.events import CampaignEffect, CatalogGap, to_kwh
 from rules.consumption import CustomerState, month_views
 from rules.packages import PackageState, good_review_rate
 
@@ -90,4 +90,15 @@ def effect_alert(effect: CampaignEffect) -> dict[str, Any] | None:
         "reached": effect.reached,
         "gain": effect.gain,
         "at_ms": effect.at_ms,
+    }
+
+
+def catalog_gap_alert(gap: CatalogGap) -> dict[str, Any]:
+    """Management sees that a tier has customers but no package in the catalog."""
+    return {
+        "alert_id": f"catalog-gap:{gap.customer_type}:{gap.tier}",
+        "kind": "catalog_gap",
+        "customer_type": gap.customer_type,
+        "tier": gap.tier,
+        "at_ms": gap.at_ms,
     }

@@ -37,6 +37,9 @@ def add_stream_commands(commands: Any) -> None:
         "--embedded", action="store_true", help="the broker is the embedded one"
     )
     worker.add_argument(
+        "--redis", help="redis://host:port/db (or TARIFFSTREAM_REDIS_URL)"
+    )
+    worker.add_argument(
         "--loglevel", default=os.environ.get("TARIFFSTREAM_LOGLEVEL", "warning")
     )
     worker.set_defaults(handler=_worker)
@@ -89,6 +92,8 @@ def _worker(args: argparse.Namespace) -> int:
         overrides["streams.broker"] = args.broker
     if args.embedded:
         overrides["streams.broker_flavour"] = "embedded"
+    if args.redis:
+        overrides["serving.redis_url"] = args.redis
     try:
         settings = load_settings(args.config, overrides=overrides)
     except ConfigError as exc:

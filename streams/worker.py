@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from agents import register_all
 from agents._io import Context
 from config import Settings
+from serving.api import register_api
+from serving.readmodel import ReadModel
 from streams.control_room import register_control_room
 from streams.metrics import Metrics
 from streams.topology import Topology, build_topology
@@ -35,7 +37,12 @@ def build_worker_app(
         data_dir=Path(settings.streams.data_dir if data_dir is None else data_dir),
     )
     metrics = Metrics(CollectorRegistry())
-    register_all(Context(topology, metrics))
+    read_model = None
+    if settings.serving.redis_url:
+        read_model = ReadModel(settings, metrics.registry)
+        topology.app.timer(settings.serving.flush_seconds)(read_model.flush)
+    register_all(Context(topology, metrics, read_model))
+    register_api(topology, settings, read_model)
 
     @topology.app.page("/metrics")
     async def prometheus(

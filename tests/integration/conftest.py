@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +42,7 @@ class RunningWorker:
     log: Path
     web_port: int
     data_dir: Path
+    extra_env: dict[str, str]
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -56,7 +60,14 @@ class RunningWorker:
 
     def restart(self) -> RunningWorker:
         """A new process with the same identity, web port and data dir."""
-        return start_worker(self.broker, self.prefix, self.log, self.data_dir, self.web_port)
+        return start_worker(
+            self.broker,
+            self.prefix,
+            self.log,
+            self.data_dir,
+            self.web_port,
+            self.extra_env,
+        )
 
 
 def worker_env(prefix: str) -> dict[str, str]:
@@ -68,11 +79,17 @@ def worker_env(prefix: str) -> dict[str, str]:
 
 
 def start_worker(
-    broker: EmbeddedBroker, prefix: str, log: Path, data_dir: Path, web_port: int | None = None
+    broker: EmbeddedBroker,
+    prefix: str,
+    log: Path,
+    data_dir: Path,
+    web_port: int | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> RunningWorker:
     port = web_port or free_port()
-    process = spawn_worker(broker.url, port, data_dir, env=worker_env(prefix), log=log)
-    return RunningWorker(broker, prefix, process, log, port, data_dir)
+    env = {**worker_env(prefix), **(extra_env or {})}
+    process = spawn_worker(broker.url, port, data_dir, env=env, log=log)
+    return RunningWorker(broker, prefix, process, log, port, data_dir, extra_env or {})
 
 
 def new_prefix() -> str:
@@ -80,7 +97,9 @@ def new_prefix() -> str:
 
 
 @pytest.fixture(scope="session")
-def worker(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
+def worker(
+    broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningWorker]:
     """One worker for the session, on topics of its own; tests use distinct ids."""
     home = tmp_path_factory.mktemp("worker")
     running = start_worker(broker, new_prefix(), home / "worker.log", home / "data")
@@ -88,3 +107,69 @@ def worker(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
         yield running
     finally:
         running.stop()
+
+
+class RedisServer:
+    """A real redis-server on a free 127.0.0.1 port, with an append-only file so
+    that a restart keeps what was written, as a production Redis would."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.home),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=0.5
+                ) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
