@@ -125,6 +125,7 @@ class StreamSettings:
     web_port: int
     processing_guarantee: str
     standby_replicas: int
+    replication_factor: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,6 +413,7 @@ def _streams(section: Mapping[str, Any]) -> StreamSettings:
         web_port=_int(section, "streams.web_port", minimum=0),
         processing_guarantee=guarantee,
         standby_replicas=_int(section, "streams.standby_replicas", minimum=0),
+        replication_factor=_int(section, "streams.replication_factor", minimum=1),
     )
 
 

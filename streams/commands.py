@@ -180,14 +180,15 @@ def spawn_worker(
     data_dir: Path,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    embedded: bool = True,
 ) -> subprocess.Popen[bytes]:
-    """A worker process on the embedded broker (for the demo and the tests)."""
+    """A worker process (for the demo and the tests)."""
     command = [
         sys.executable,
         "-m",
         "tariffstream.cli",
         "worker",
-        "--embedded",
+        *(["--embedded"] if embedded else []),
         "--broker",
         broker_url,
         "--web-port",

@@ -64,7 +64,7 @@ def faust_settings(
         "store": s.store,
         "datadir": str(data_dir),
         "topic_partitions": s.partitions,
-        "topic_replication_factor": 1 if embedded else 3,
+        "topic_replication_factor": 1 if embedded else s.replication_factor,
         "table_standby_replicas": s.standby_replicas,
         "processing_guarantee": s.processing_guarantee,
         "web_port": web_port,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,10 @@ from streams.broker import EmbeddedBroker, free_port  # noqa: E402
 from streams.commands import spawn_worker, stop_process  # noqa: E402
 
 
+BROKER_LANE = os.environ.get("TARIFFSTREAM_TEST_BROKER", "embedded")
+EMBEDDED = BROKER_LANE != "kafka"
+
+
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     """A Tansu broker on a free 127.0.0.1 port, shared by the whole session.
@@ -30,6 +35,14 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
     everything in memory, so tests should use topic names of their own.
     """
     log_path = tmp_path_factory.mktemp("broker") / "broker.log"
+    if not EMBEDDED:
+        if shutil.which("java") is None or shutil.which("mvn") is None:
+            pytest.skip("the Apache Kafka lane needs java and mvn on PATH")
+        from streams.kafka_local import LocalKafka
+
+        with LocalKafka(log_path=log_path) as kafka:
+            yield kafka  # type: ignore[misc]  # the same surface as EmbeddedBroker
+        return
     with EmbeddedBroker(log_path=log_path) as started:
         yield started
 
@@ -71,11 +84,18 @@ class RunningWorker:
 
 
 def worker_env(prefix: str) -> dict[str, str]:
-    return {
+    env = {
         "TARIFFSTREAM_STREAMS__TOPIC_PREFIX": prefix,
         "TARIFFSTREAM_STREAMS__STORE": "memory://",
         "TARIFFSTREAM_TIME__TIMEZONE": "+10:00",
+        "TARIFFSTREAM_STREAMS__REPLICATION_FACTOR": "1",
     }
+    if not EMBEDDED:
+        # On Apache Kafka the product's guarantee can be exactly-once.
+        env["TARIFFSTREAM_STREAMS__PROCESSING_GUARANTEE"] = os.environ.get(
+            "TARIFFSTREAM_TEST_GUARANTEE", "exactly_once"
+        )
+    return env
 
 
 def start_worker(
@@ -88,7 +108,7 @@ def start_worker(
 ) -> RunningWorker:
     port = web_port or free_port()
     env = {**worker_env(prefix), **(extra_env or {})}
-    process = spawn_worker(broker.url, port, data_dir, env=env, log=log)
+    process = spawn_worker(broker.url, port, data_dir, env=env, log=log, embedded=EMBEDDED)
     return RunningWorker(broker, prefix, process, log, port, data_dir, extra_env or {})
 
 
