@@ -14,7 +14,7 @@ from serving.readmodel import ReadModel
 from streams.metrics import Metrics
 from streams.topology import Topology
 
-__all__ = ["Context", "TableLedger"]
+__all__ = ["Context", "StagedLedger", "TableLedger"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,37 @@ class TableLedger:
         encoded = key.encode()
         if encoded in self.table:
             del self.table[encoded]
+
+
+class StagedLedger:
+    """Ledger writes held back until the whole message is booked, so a message
+    that fails halfway leaves no half-written state behind."""
+
+    _DELETED = object()
+
+    def __init__(self, table: Any) -> None:
+        self.inner = TableLedger(table)
+        self.staged: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        if key in self.staged:
+            value = self.staged[key]
+            return None if value is self._DELETED else value
+        return self.inner.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        self.staged[key] = value
+
+    def delete(self, key: str) -> None:
+        self.staged[key] = self._DELETED
+
+    def commit(self) -> None:
+        for key, value in self.staged.items():
+            if value is self._DELETED:
+                self.inner.delete(key)
+            else:
+                self.inner.put(key, value)
+        self.staged.clear()
 
 
 class Context:
@@ -86,6 +117,21 @@ class Context:
         key = message.key if isinstance(message.key, bytes) else b""
         await self.topology.topics["dead-letters"].send(
             key=key, value=orjson.dumps(letter.to_dict())
+        )
+
+    async def internal_error(self, message: Any, error: Exception) -> None:
+        """The last line of defence: a message the code could not handle is
+        dead-lettered and counted, never lost; the exception's text is not kept,
+        as it may echo the input."""
+        logger.error(
+            "internal error type=%s topic=%s partition=%s offset=%s",
+            type(error).__name__,
+            message.topic,
+            message.partition,
+            message.offset,
+        )
+        await self.dead_letter(
+            message, Rejection("internal_error", None, type(error).__name__)
         )
 
     def processed(self, message: Any, event_time_ms: int | None) -> None:

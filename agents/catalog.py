@@ -80,4 +80,5 @@ def register(ctx: Context) -> CatalogCache:
             if isinstance(entry, Rejection):
                 await ctx.dead_letter(message, entry)
 
+
     return cache

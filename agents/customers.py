@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from agents._io import Context, TableLedger
+from agents._io import Context, StagedLedger
 from models.decode import decode_customer, decode_meter_message, decode_switch_decision
 from models.events import (
     CatalogGap,
@@ -39,7 +39,10 @@ def register(ctx: Context, catalog: Any) -> None:
     @topology.app.agent(topology.customer_channel, name="customers")
     async def customers(stream: Any) -> None:
         async for event in stream.events():
-            await handle_customer_message(ctx, event.message, catalog)
+            try:
+                await handle_customer_message(ctx, event.message, catalog)
+            except Exception as error:  # noqa: BLE001  the worker must go on
+                await ctx.internal_error(event.message, error)
 
 
 def _load(ctx: Context, customer_id: str) -> CustomerState:
@@ -70,8 +73,9 @@ async def handle_customer_message(ctx: Context, message: Any, catalog: Any) -> N
     if not await ctx.usable(message, decoded, "customer_id"):
         return
     state = _load(ctx, decoded.customer_id)
+    ledger = StagedLedger(ctx.topology.ledger)
     if topic == "meter-readings":
-        at_ms = await _book(ctx, message, state, decoded)
+        at_ms = await _book(ctx, message, state, decoded, ledger)
     elif topic == "customers":
         rejection = apply_customer_record(state, decoded)
         if rejection is not None:
@@ -82,6 +86,8 @@ async def handle_customer_message(ctx: Context, message: Any, catalog: Any) -> N
         if not await _decide(ctx, message, state, decoded):
             return
     evaluation = evaluate(state, ctx.settings, catalog, at_ms)
+    # Ledger and state are written together, after everything was worked out.
+    ledger.commit()
     _save(ctx, state)
     if ctx.read_model is not None:
         ctx.read_model.put_customer(customer_view(state, ctx.settings))
@@ -90,8 +96,9 @@ async def handle_customer_message(ctx: Context, message: Any, catalog: Any) -> N
         await _publish(ctx, output)
 
 
-async def _book(ctx: Context, message: Any, state: CustomerState, reading: Any) -> int:
-    ledger = TableLedger(ctx.topology.ledger)
+async def _book(
+    ctx: Context, message: Any, state: CustomerState, reading: Any, ledger: StagedLedger
+) -> int:
     booking = book_meter_message(state, reading, ledger, ctx.settings)
     for rejection in booking.rejections:
         await ctx.dead_letter(message, rejection)

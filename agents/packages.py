@@ -30,7 +30,10 @@ def register(ctx: Context) -> None:
     @topology.app.agent(topology.package_channel, name="packages")
     async def packages(stream: Any) -> None:
         async for event in stream.events():
-            await handle_package_message(ctx, event.message)
+            try:
+                await handle_package_message(ctx, event.message)
+            except Exception as error:  # noqa: BLE001  the worker must go on
+                await ctx.internal_error(event.message, error)
 
 
 async def handle_package_message(ctx: Context, message: Any) -> None:

@@ -47,6 +47,16 @@ CUSTOMER_TYPES = frozenset({"primary", "secondary", "tertiary", "residential"})
 PACKAGE_EVENT_KINDS = frozenset({"subscribe", "unsubscribe", "review", "push"})
 # A month of 5-minute values; anything longer is more likely a broken producer.
 MAX_BLOCK_VALUES = 9000
+# Instants the month calendar covers (1970 to 2200); outside is a broken clock.
+EARLIEST_MS = 0
+LATEST_MS = 7_258_118_400_000
+# No meter books a GWh in one interval, and no register counts past 1e12 kWh;
+# larger numbers are corrupt data and would overflow the mWh arithmetic.
+MAX_INTERVAL_KWH = 1e6
+MAX_REGISTER_KWH = 1e12
+# Interval lengths head-end systems use: 1 minute to a day.
+MIN_INTERVAL_MINUTES = 1
+MAX_INTERVAL_MINUTES = 1440
 
 T = TypeVar("T")
 
@@ -73,7 +83,7 @@ def parse_instant(value: Any, field: str, naive_zone: tzinfo | None = None) -> i
     if isinstance(value, int | float):
         if not math.isfinite(value):
             raise InputRejected("not_finite", field)
-        return int(value)
+        return _in_range(int(value), field)
     if not isinstance(value, str):
         raise InputRejected(
             "bad_timestamp",
@@ -90,7 +100,28 @@ def parse_instant(value: Any, field: str, naive_zone: tzinfo | None = None) -> i
         if naive_zone is None:
             raise InputRejected("bad_timestamp", field, "no offset given")
         moment = _localize(moment, naive_zone, field)
-    return int(moment.timestamp() * 1000)
+    return _in_range(int(moment.timestamp() * 1000), field)
+
+
+def _in_range(at_ms: int, field: str) -> int:
+    if not EARLIEST_MS <= at_ms < LATEST_MS:
+        raise InputRejected("bad_timestamp", field, "outside 1970 to 2200")
+    return at_ms
+
+
+def checked_kwh(kwh: float, field: str, maximum: float = MAX_INTERVAL_KWH) -> float:
+    """A consumption or register value within what a meter can report."""
+    if kwh < 0:
+        raise InputRejected("negative_kwh", field)
+    if kwh > maximum:
+        raise InputRejected("bad_value", field, f"more than {maximum:g} kWh")
+    return kwh
+
+
+def checked_register_max(value: float) -> float:
+    if not 0 < value <= MAX_REGISTER_KWH:
+        raise InputRejected("bad_value", "register_max", "expected a positive maximum")
+    return value
 
 
 def _localize(naive: datetime, zone: tzinfo, field: str) -> datetime:
@@ -217,19 +248,15 @@ def decode_meter_message(
             return _block(f, customer, meter, ctype, default_interval_ms)
         if "register_kwh" in f.data:
             register_max = f.optional_number("register_max")
-            if register_max is not None and register_max <= 0:
-                raise InputRejected(
-                    "bad_value", "register_max", "expected a positive maximum"
-                )
-            value = f.number("register_kwh")
-            if value < 0:
-                raise InputRejected("negative_kwh", "register_kwh")
+            if register_max is not None:
+                checked_register_max(register_max)
+            value = checked_kwh(
+                f.number("register_kwh"), "register_kwh", MAX_REGISTER_KWH
+            )
             return RegisterReading(
                 customer, meter, f.instant("at"), value, register_max, ctype
             )
-        kwh = f.number("kwh")
-        if kwh < 0:
-            raise InputRejected("negative_kwh", "kwh")
+        kwh = checked_kwh(f.number("kwh"), "kwh")
         start = f.instant("start")
         end = (
             f.instant("end")
@@ -254,9 +281,11 @@ def _block(
     interval_ms = default_interval_ms
     if f.data.get("interval_minutes") is not None:
         minutes = f.number("interval_minutes")
-        if minutes <= 0:
+        if not MIN_INTERVAL_MINUTES <= minutes <= MAX_INTERVAL_MINUTES:
             raise InputRejected(
-                "bad_value", "interval_minutes", "expected a positive length"
+                "bad_value",
+                "interval_minutes",
+                f"expected {MIN_INTERVAL_MINUTES} to {MAX_INTERVAL_MINUTES} minutes",
             )
         interval_ms = round(minutes * 60_000)
     checked: list[float | None] = []
@@ -264,16 +293,17 @@ def _block(
     for slot, value in enumerate(values):
         # The common case first: a plain, finite, non-negative JSON number.
         kind = type(value)
-        if ((kind is float and isfinite(value)) or kind is int) and value >= 0:
+        if (
+            (kind is float and isfinite(value)) or kind is int
+        ) and 0 <= value <= MAX_INTERVAL_KWH:
             checked.append(float(value))
             continue
         if value is None:
             checked.append(None)
             continue
-        kwh = _number(value, f"values[{slot}]")
-        if kwh < 0:
-            raise InputRejected("negative_kwh", f"values[{slot}]")
-        checked.append(kwh)
+        checked.append(
+            checked_kwh(_number(value, f"values[{slot}]"), f"values[{slot}]")
+        )
     return IntervalBlock(
         customer, meter, f.instant("start"), interval_ms, tuple(checked), ctype
     )

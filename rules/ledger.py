@@ -56,11 +56,12 @@ class MemoryLedger:
 
 
 def bucket_key(customer_id: str, meter_id: str, day: int) -> str:
-    return f"i|{customer_id}|{meter_id}|{day}"
+    # Ids are length-prefixed: "a|b" + "c" and "a" + "b|c" must not meet.
+    return f"i|{len(customer_id)}:{customer_id}|{len(meter_id)}:{meter_id}|{day}"
 
 
 def register_key(customer_id: str, meter_id: str) -> str:
-    return f"r|{customer_id}|{meter_id}"
+    return f"r|{len(customer_id)}:{customer_id}|{len(meter_id)}:{meter_id}"
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = ["MonthCalendar", "calendar_for", "month_label", "parse_zone"]
 
-_OFFSET = re.compile(r"^(?:UTC)?([+-])(\d{1,2}):?(\d{2})?$")
+_OFFSET = re.compile(r"^(?:UTC)?([+-])([0-9]{1,2}):?([0-5][0-9])?$", re.ASCII)
 _FIRST_YEAR = 1970
 _LAST_YEAR = 2200
 
@@ -32,9 +32,11 @@ def parse_zone(name: str) -> tzinfo:
         if delta > timedelta(hours=18):
             raise ValueError(f"offset {name!r} is beyond +-18:00")
         return timezone(-delta if sign == "-" else delta)
+    if len(name) > 64 or not name.isascii():
+        raise ValueError(f"unknown time zone {name[:64]!r}, expected an IANA name")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(
             f"unknown time zone {name!r}, expected an IANA name such as "
             "Europe/Berlin or an offset such as +10:00"

@@ -28,6 +28,7 @@ from faust.web import Request, Response, View
 from redis.exceptions import RedisError
 
 from config import Settings
+from models.decode import InputRejected, parse_instant
 from serving.readmodel import ReadModel
 from streams.topology import Topology
 
@@ -38,7 +39,8 @@ logger = logging.getLogger(__name__)
 
 def _customer_of(recommendation_id: str) -> str | None:
     customer, sep, number = recommendation_id.rpartition("-r")
-    return customer if sep and customer and number.isdigit() else None
+    valid = sep and customer and number.isascii() and number.isdigit()
+    return customer if valid else None
 
 
 def register_api(
@@ -194,7 +196,11 @@ def _authorize(view: View, request: Request, token: str) -> Response | None:
         return view.json(
             {"error": "writes are disabled: no API token configured"}, status=403
         )
-    if not hmac.compare_digest(given[7:].strip().encode(), token.encode()):
+    try:
+        presented = given[7:].strip().encode()
+    except UnicodeEncodeError:
+        return view.json({"error": "bearer token required"}, status=401)
+    if not hmac.compare_digest(presented, token.encode()):
         return view.json({"error": "wrong token"}, status=403)
     return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -118,6 +119,15 @@ def _analyze(args: argparse.Namespace) -> int:
                     readings.append(item)
     except (ConfigError, CsvFormatError) as exc:
         print(f"tariffstream analyze: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UnicodeDecodeError:
+        print(f"tariffstream analyze: {args.file} is not UTF-8 text", file=sys.stderr)
+        return EXIT_USAGE
+    except csv.Error as exc:
+        print(
+            f"tariffstream analyze: {args.file} is not readable CSV ({exc})",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except OSError as exc:
         print(

@@ -15,7 +15,15 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import TextIO
 
-from models.decode import CUSTOMER_TYPES, InputRejected, parse_instant
+from models.decode import (
+    CUSTOMER_TYPES,
+    MAX_INTERVAL_KWH,
+    MAX_REGISTER_KWH,
+    InputRejected,
+    checked_kwh,
+    checked_register_max,
+    parse_instant,
+)
 from models.events import IntervalReading, RegisterReading, Rejection
 
 __all__ = [
@@ -65,6 +73,8 @@ def read_readings(
     handle: TextIO, options: CsvOptions
 ) -> Iterator[IntervalReading | RegisterReading | RowRejection]:
     """Readings of a CSV file in file order, with rejected rows in their place."""
+    # A field longer than csv's default 128 KiB is one bad row, not a bad file.
+    csv.field_size_limit(16 * 1024 * 1024)
     reader = csv.reader(handle)
     header = next(reader, None)
     if header is None:
@@ -107,8 +117,10 @@ def _resolve_columns(
     wanted = REGISTER_COLUMNS if "register_kwh" in columns else INTERVAL_COLUMNS
     missing = [name for name in wanted if name not in columns]
     if missing:
+        shown = ", ".join(header)
+        shown = shown if len(shown) <= 200 else shown[:200] + "..."
         raise CsvFormatError(
-            f"missing column(s) {', '.join(missing)}; the header has {', '.join(header)} "
+            f"missing column(s) {', '.join(missing)}; the header has {shown} "
             "(use --map ours=theirs)"
         )
     return columns
@@ -129,7 +141,12 @@ def _text(row: list[str], columns: Mapping[str, int], name: str) -> str:
     return value
 
 
-def _kwh(row: list[str], columns: Mapping[str, int], name: str) -> float:
+def _kwh(
+    row: list[str],
+    columns: Mapping[str, int],
+    name: str,
+    maximum: float = MAX_INTERVAL_KWH,
+) -> float:
     text = _text(row, columns, name)
     try:
         value = float(text)
@@ -137,9 +154,7 @@ def _kwh(row: list[str], columns: Mapping[str, int], name: str) -> float:
         raise InputRejected("wrong_type", name, "expected a number") from None
     if not math.isfinite(value):
         raise InputRejected("not_finite", name)
-    if value < 0:
-        raise InputRejected("negative_kwh", name)
-    return value
+    return checked_kwh(value, name, maximum)
 
 
 def _customer_type(
@@ -183,11 +198,14 @@ def _register(
         customer,
         _text(row, columns, "meter_id"),
         parse_instant(_text(row, columns, "at"), "at", options.zone),
-        _kwh(row, columns, "register_kwh"),
-        None if maximum is None else _kwh(row, columns, "register_max"),
+        _kwh(row, columns, "register_kwh", MAX_REGISTER_KWH),
+        None
+        if maximum is None
+        else checked_register_max(_kwh(row, columns, "register_max", MAX_REGISTER_KWH)),
         _customer_type(row, columns, options),
     )
 
 
 def open_csv(path: str | Path) -> TextIO:
-    return open(path, newline="", encoding="utf-8")
+    # utf-8-sig: spreadsheet exports start with a byte-order mark.
+    return open(path, newline="", encoding="utf-8-sig")
