@@ -2,17 +2,20 @@
 
 Not a test: it prints figures as JSON. Run from the repository root:
 
-    PYTHONPATH=. python bench/throughput.py --readings 1000000 --customers 100000
+    python bench/throughput.py --readings 1000000 --customers 100000
 
 Pushes the readings once as single-reading messages and once as meter-day
 blocks (48 half-hourly values per message) through a fresh worker each time,
 and reports the time until the worker's readings counter reaches the total,
-and the worker's peak RSS (VmHWM).
+the worker's peak RSS (VmHWM), and p50/p99 latency from producer timestamp to
+state update, interpolated from the worker's latency histogram as Prometheus'
+histogram_quantile does (so as fine as its buckets).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 import urllib.request
@@ -24,7 +27,7 @@ from models.events import IntervalReading
 from streams.broker import EmbeddedBroker, free_port
 from streams.commands import spawn_worker, stop_process
 from streams.replay import encode_messages
-from tests.integration.kafka_io import produce
+from streams.replay import produce as produce_messages
 
 HALF_HOUR = 1_800_000
 BASE = 1_704_067_200_000
@@ -46,17 +49,48 @@ def readings(total: int, customers: int) -> list[IntervalReading]:
     ]
 
 
-def booked(port: int) -> float:
+def scrape(port: int) -> list[str]:
     try:
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{port}/metrics", timeout=5
-        ) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith("tariffstream_readings_total "):
-                    return float(line.split()[1])
+        url = f"http://127.0.0.1:{port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode()).splitlines()
     except OSError:
-        pass
+        return []
+
+
+def booked(port: int) -> float:
+    for line in scrape(port):
+        if line.startswith("tariffstream_readings_total "):
+            return float(line.split()[1])
     return 0.0
+
+
+def latency_quantile(lines: list[str], q: float) -> float | None:
+    """histogram_quantile over the worker's latency buckets."""
+    buckets: list[tuple[float, float]] = []
+    for line in lines:
+        if line.startswith("tariffstream_processing_latency_seconds_bucket"):
+            text = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(text), float(line.split()[-1])))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (rank - below) / max(count - below, 1e-9)
+        lower, below = bound, count
+    return None
+
+
+def produce(bootstrap: str, messages: list[tuple[str, bytes, bytes]]) -> None:
+    topic = messages[0][0]
+    encoded = [(key, value, 1) for _, key, value in messages]
+    asyncio.run(
+        produce_messages(bootstrap, topic, encoded, progress=None, embedded=True)
+    )
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -92,6 +126,8 @@ def run(
         while booked(port) < len(data) and worker.poll() is None:
             time.sleep(0.5)
         elapsed = time.monotonic() - started
+        lines = scrape(port)
+        p50, p99 = latency_quantile(lines, 0.5), latency_quantile(lines, 0.99)
         return {
             "block_size": block_size,
             "messages": len(messages),
@@ -99,6 +135,8 @@ def run(
             "seconds": round(elapsed, 2),
             "readings_per_s": round(len(data) / elapsed),
             "messages_per_s": round(len(messages) / elapsed),
+            "latency_p50_s": None if p50 is None else round(p50, 3),
+            "latency_p99_s": None if p99 is None else round(p99, 3),
             "worker_peak_rss_mb": round(peak_rss_mb(worker.pid), 1),
         }
     finally:

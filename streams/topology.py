@@ -120,21 +120,30 @@ def build_topology(
     )
     topics: dict[str, Any] = {}
     for name in (*INPUTS, *OUTPUTS):
+        # internal=True: the worker creates every topic it reads or writes, with
+        # the configured partitions, so a fresh Kafka cluster needs no set-up and
+        # consumers never subscribe to a topic that does not exist yet.
         topics[name] = app.topic(
             topic_name(settings, name),
             partitions=s.partitions,
+            replicas=1 if embedded else s.replication_factor,
+            internal=True,
             key_serializer="raw",
             value_serializer="raw",
         )
     customer_channel = app.topic(
         *(topic_name(settings, n) for n in CUSTOMER_TOPICS),
         partitions=s.partitions,
+        replicas=1 if embedded else s.replication_factor,
+        internal=True,
         key_serializer="raw",
         value_serializer="raw",
     )
     package_channel = app.topic(
         *(topic_name(settings, n) for n in PACKAGE_TOPICS),
         partitions=s.partitions,
+        replicas=1 if embedded else s.replication_factor,
+        internal=True,
         key_serializer="raw",
         value_serializer="raw",
     )

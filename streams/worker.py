@@ -42,6 +42,13 @@ def build_worker_app(
         read_model = ReadModel(settings, metrics.registry)
         topology.app.timer(settings.serving.flush_seconds)(read_model.flush)
     register_all(Context(topology, metrics, read_model))
+
+    async def declare_topics() -> None:
+        # Outputs too, so consumers of a fresh cluster find every topic at once.
+        for topic in topology.topics.values():
+            await topic.maybe_declare()
+
+    topology.app.task(declare_topics)
     register_api(topology, settings, read_model)
 
     @topology.app.page("/metrics")
