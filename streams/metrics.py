@@ -76,6 +76,29 @@ class Metrics:
             ["topic"],
             registry=registry,
         )
+        # Cluster-wide figures, from the output topics every worker follows (the
+        # control room's view): each worker reports the whole cluster, so a
+        # dashboard takes max over workers, not sum.
+        self.customers = Gauge(
+            "tariffstream_customers",
+            "Customers per type and analyzed tier (tier none: not enough months)",
+            ["customer_type", "tier"],
+            registry=registry,
+        )
+        self.packages = Gauge(
+            "tariffstream_packages",
+            "Packages per heat level",
+            ["heat"],
+            registry=registry,
+        )
+        self.campaigns_running = Gauge(
+            "tariffstream_campaigns_running", "Campaigns running", registry=registry
+        )
+        self.tables_recovered = Gauge(
+            "tariffstream_tables_recovered",
+            "1 once this worker's tables finished recovery, else 0",
+            registry=registry,
+        )
         self.latency = Histogram(
             "tariffstream_processing_latency_seconds",
             "Time from a message's broker timestamp to its state update",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
+from typing import Any
 from pathlib import Path
 
 import faust
@@ -59,12 +62,28 @@ def build_worker_app(
             generate_latest(metrics.registry), content_type=PROMETHEUS_TEXT
         )
 
-    register_control_room(
+    view = register_control_room(
         topology.app,
         settings,
         metrics,
         settings.streams.web_port if web_port is None else web_port,
     )
+
+    async def cluster_gauges() -> None:
+        recovery: Any = getattr(topology.app.tables, "recovery", None)
+        done = recovery is not None and recovery.completed.is_set()
+        metrics.tables_recovered.set(1 if done else 0)
+        snapshot = view.snapshot(time.time())
+        for ctype, counts in snapshot["tiers"].items():
+            for tier, count in counts.items():
+                metrics.customers.labels(customer_type=ctype, tier=tier).set(count)
+        heat = Counter(row.get("heat") or "unknown" for row in snapshot["packages"])
+        for level in ("cold", "medium", "hot"):
+            metrics.packages.labels(heat=level).set(heat.get(level, 0))
+        running = sum(1 for row in snapshot["packages"] if row.get("campaign_running"))
+        metrics.campaigns_running.set(running)
+
+    topology.app.timer(5.0)(cluster_gauges)
     return topology, metrics
 
 

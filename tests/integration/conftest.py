@@ -108,7 +108,9 @@ def start_worker(
 ) -> RunningWorker:
     port = web_port or free_port()
     env = {**worker_env(prefix), **(extra_env or {})}
-    process = spawn_worker(broker.url, port, data_dir, env=env, log=log, embedded=EMBEDDED)
+    process = spawn_worker(
+        broker.url, port, data_dir, env=env, log=log, embedded=EMBEDDED
+    )
     return RunningWorker(broker, prefix, process, log, port, data_dir, extra_env or {})
 
 

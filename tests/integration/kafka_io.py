@@ -11,6 +11,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.replay import EMBEDDED_BATCH_BYTES
+from tests.schema_check import OUTPUT_TOPICS, validate_output
 
 # One record per batch on the embedded broker, as streams.replay does there.
 BATCH_BYTES = EMBEDDED_BATCH_BYTES
@@ -56,7 +57,13 @@ def collect(
             while time.monotonic() < deadline:
                 batch = await consumer.getmany(timeout_ms=500)
                 for tp, records in batch.items():
-                    seen[tp.topic].extend(orjson.loads(r.value) for r in records)
+                    events = [orjson.loads(r.value) for r in records]
+                    short = tp.topic.split(".", 1)[-1]
+                    if short in OUTPUT_TOPICS:
+                        # Every output event a test sees must keep its contract.
+                        for event in events:
+                            validate_output(short, event)
+                    seen[tp.topic].extend(events)
                 if done(seen):
                     break
         finally:

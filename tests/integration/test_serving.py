@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 
 from streams.broker import EmbeddedBroker
 from tests.integration.conftest import (
@@ -20,6 +21,7 @@ from tests.integration.conftest import (
     start_worker,
 )
 from tests.integration.kafka_io import produce, read_table
+from tests.schema_check import validate_output
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +37,11 @@ def serving(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningWorker]:
     home = tmp_path_factory.mktemp("serving")
-    env = {"TARIFFSTREAM_REDIS_URL": redis_server.url, "TARIFFSTREAM_API_TOKEN": TOKEN}
+    env = {
+        "TARIFFSTREAM_REDIS_URL": redis_server.url,
+        "TARIFFSTREAM_API_TOKEN": TOKEN,
+        "TARIFFSTREAM_SERVING__MIRROR_STREAMS": "true",
+    }
     running = start_worker(
         broker, new_prefix(), home / "w.log", home / "d", extra_env=env
     )
@@ -288,6 +294,14 @@ def test_writes_are_refused_when_no_token_is_configured(worker: RunningWorker) -
     assert (
         http(worker.web_port, "/api/customers/x")[0] == 503
     )  # no read model configured
+
+
+def _stream_events(server: RedisServer, stream: str) -> list[dict[str, Any]]:
+    client = redis.Redis.from_url(server.url)
+    try:
+        return [orjson.loads(fields[b"event"]) for _, fields in client.xrange(stream)]
+    finally:
+        client.close()
 
 
 def _metric(port: int, name: str) -> float:

@@ -16,7 +16,7 @@ from streams.replay import encode_messages
 from tariffstream.analyze import analyze_readings
 from tariffstream.csvinput import CsvOptions, RowRejection, open_csv, read_readings
 from tests.helpers import make_settings
-from tests.integration.conftest import RunningWorker, new_prefix, start_worker
+from tests.integration.conftest import EMBEDDED, RunningWorker, new_prefix, start_worker
 from tests.integration.kafka_io import collect, produce, read_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.data, pytest.mark.slow]
@@ -113,6 +113,14 @@ def booked_readings(port: int) -> float:
     return 0.0
 
 
+@pytest.mark.skipif(
+    EMBEDDED,
+    reason=(
+        "embedded broker fault: after a member is SIGKILLed its group coordinator "
+        "revokes the survivor and never completes the next join (seen 3 runs in 4); "
+        "this test runs on the Apache Kafka lane (TARIFFSTREAM_TEST_BROKER=kafka)"
+    ),
+)
 def test_two_workers_one_killed_mid_stream_end_as_the_batch(
     broker: EmbeddedBroker, readings: list[Any], tmp_path: Path
 ) -> None:

@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_file_parses_and_mounts_only_existing_files() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"kafka", "redis", "worker-1", "worker-2", "prometheus", "grafana"} <= set(services)
+    assert {"kafka", "redis", "worker-1", "worker-2", "prometheus", "grafana"} <= set(
+        services
+    )
     for name, service in services.items():
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
