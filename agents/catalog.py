@@ -80,5 +80,4 @@ def register(ctx: Context) -> CatalogCache:
             if isinstance(entry, Rejection):
                 await ctx.dead_letter(message, entry)
 
-
     return cache

@@ -41,7 +41,7 @@ def register(ctx: Context, catalog: Any) -> None:
         async for event in stream.events():
             try:
                 await handle_customer_message(ctx, event.message, catalog)
-            except Exception as error:  # noqa: BLE001  the worker must go on
+            except Exception as error:  # the worker must go on
                 await ctx.internal_error(event.message, error)
 
 

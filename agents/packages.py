@@ -32,7 +32,7 @@ def register(ctx: Context) -> None:
         async for event in stream.events():
             try:
                 await handle_package_message(ctx, event.message)
-            except Exception as error:  # noqa: BLE001  the worker must go on
+            except Exception as error:  # the worker must go on
                 await ctx.internal_error(event.message, error)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -356,10 +357,8 @@ def changelog_last(bootstrap: str, topic: str) -> dict[str, Any]:
     last: dict[str, Any] = {}
     for r in recs:
         k = r.key.decode()
-        try:
+        with contextlib.suppress(ValueError):
             k = json.loads(k)
-        except ValueError:
-            pass
         last[k] = json.loads(r.value) if r.value is not None else None
     return last
 

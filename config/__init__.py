@@ -396,7 +396,8 @@ def _streams(section: Mapping[str, Any]) -> StreamSettings:
     guarantee = _str(section, "streams.processing_guarantee")
     if guarantee not in ("at_least_once", "exactly_once"):
         raise ConfigError(
-            f"streams.processing_guarantee: expected at_least_once or exactly_once, got {guarantee!r}"
+            "streams.processing_guarantee: expected at_least_once or exactly_once, "
+            f"got {guarantee!r}"
         )
     store = _str(section, "streams.store")
     if store not in ("rocksdb://", "memory://"):

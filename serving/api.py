@@ -139,13 +139,17 @@ def register_api(
                     status=400,
                 )
             at = body.get("at")
-            if at is not None and (
-                isinstance(at, bool) or not isinstance(at, int | str)
-            ):
-                return self.json(
-                    {"error": "expected epoch ms or ISO-8601", "field": "at"},
-                    status=400,
-                )
+            if at is not None:
+                try:
+                    parse_instant(at, "at")
+                except InputRejected:
+                    return self.json(
+                        {
+                            "error": "expected epoch ms or ISO-8601 with an offset",
+                            "field": "at",
+                        },
+                        status=400,
+                    )
             # The decision's event time is when the customer made it: given by the
             # terminal, or the moment it reached us.
             event = {

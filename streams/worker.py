@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry, generate_latest

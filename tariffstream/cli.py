@@ -85,7 +85,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if getattr(args, "interval", None) is not None:
         if args.interval <= 0 or args.interval != int(args.interval):
             raise ConfigError(
-                f"--interval: expected a whole number of minutes > 0, got {args.interval:g}"
+                "--interval: expected a whole number of minutes > 0, "
+                f"got {args.interval:g}"
             )
         overrides["readings.interval_minutes"] = int(args.interval)
     return load_settings(getattr(args, "config", None), overrides=overrides)
@@ -148,19 +149,25 @@ def _analyze(args: argparse.Namespace) -> int:
 
 def _table(report: Report) -> str:
     lines = []
+    header = (
+        f"  {'month':<8} {'kWh':>12} {'coverage':>9} {'closed':>7} {'counted':>8} "
+        f"{'band':>5}"
+    )
     for customer in report.customers:
         counts = customer.band_counts
+        bands = f"{counts['1']}/{counts['2']}/{counts['3']}"
         lines.append(
-            f"customer {customer.customer_id}  type {customer.customer_type or 'unknown'}  "
-            f"tier {customer.tier or '-'}  bands 1/2/3: {counts['1']}/{counts['2']}/{counts['3']}"
+            f"customer {customer.customer_id}  "
+            f"type {customer.customer_type or 'unknown'}  "
+            f"tier {customer.tier or '-'}  bands 1/2/3: {bands}"
         )
-        lines.append(
-            f"  {'month':<8} {'kWh':>12} {'coverage':>9} {'closed':>7} {'counted':>8} {'band':>5}"
-        )
+        lines.append(header)
         for m in customer.months:
+            closed = "yes" if m.closed else "no"
+            counted = "yes" if m.counted else "no"
             lines.append(
-                f"  {m.label:<8} {m.kwh:>12.3f} {m.coverage:>9.3f} {'yes' if m.closed else 'no':>7} "
-                f"{'yes' if m.counted else 'no':>8} {m.band or '-':>5}"
+                f"  {m.label:<8} {m.kwh:>12.3f} {m.coverage:>9.3f} {closed:>7} "
+                f"{counted:>8} {m.band or '-':>5}"
             )
         lines.append("")
     if report.rejected:

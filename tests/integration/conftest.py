@@ -22,7 +22,6 @@ if str(_ROOT) not in sys.path:  # plain `pytest` (not `python -m pytest`)
 from streams.broker import EmbeddedBroker, free_port  # noqa: E402
 from streams.commands import spawn_worker, stop_process  # noqa: E402
 
-
 BROKER_LANE = os.environ.get("TARIFFSTREAM_TEST_BROKER", "embedded")
 EMBEDDED = BROKER_LANE != "kafka"
 

@@ -6,7 +6,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,7 +20,6 @@ from tests.integration.conftest import (
     start_worker,
 )
 from tests.integration.kafka_io import produce, read_table
-from tests.schema_check import validate_output
 
 pytestmark = pytest.mark.integration
 
