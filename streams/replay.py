@@ -116,7 +116,11 @@ async def produce(
         acks="all",
         max_batch_size=EMBEDDED_BATCH_BYTES if embedded else 16384,
     )
-    await producer.start()
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
     sent = 0
     started = time.monotonic()
     last_report = 0.0

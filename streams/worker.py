@@ -95,6 +95,13 @@ def run_worker(
 ) -> None:
     """Run a worker in the foreground until SIGTERM or Ctrl-C."""
     topology, _ = build_worker_app(settings, web_port, data_dir)
+    port = settings.streams.web_port if web_port is None else web_port
+    print(
+        f"tariffstream worker: broker {settings.streams.broker} "
+        f"({settings.streams.broker_flavour}); control room http://127.0.0.1:{port}/ "
+        "metrics /metrics, health /healthz /readyz",
+        flush=True,
+    )
     logger.info(
         "worker starting broker=%s flavour=%s partitions=%s",
         settings.streams.broker,

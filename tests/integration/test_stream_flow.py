@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -250,3 +255,51 @@ def test_malformed_messages_reach_dead_letters_and_processing_goes_on(
     assert any(h["package_id"] == marker for h in seen[heat]), (
         "worker stopped processing"
     )
+
+
+def test_publish_loads_json_lines_into_an_input_topic(
+    worker: RunningWorker, tmp_path: Path
+) -> None:
+    from tests.integration.conftest import EMBEDDED
+
+    lines = tmp_path / "customers.jsonl"
+    lines.write_text(
+        '{"customer_id": "pub-1", "customer_type": "tertiary", "tier_on_record": 1}\n'
+        "not json\n"
+        '{"customer_id": "pub-2", "customer_type": "primary", "package_on_record": "PRI-2"}\n'
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "tariffstream.cli",
+        "publish",
+        "customers",
+        str(lines),
+        "--broker",
+        worker.broker.url,
+    ]
+    env = {**os.environ, "TARIFFSTREAM_STREAMS__TOPIC_PREFIX": worker.prefix}
+    done = subprocess.run(
+        [*command, *(["--embedded"] if EMBEDDED else [])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "line 2: not a JSON object with customer_id" in done.stderr
+    assert "published 2 messages" in done.stdout
+
+    def loaded() -> bool:
+        table = read_table(worker.broker.bootstrap, worker.changelog("customers"))
+        return b"pub-1" in table and b"pub-2" in table
+
+    deadline = time.monotonic() + 60
+    while not loaded() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    table = read_table(worker.broker.bootstrap, worker.changelog("customers"))
+    assert (table[b"pub-1"]["customer_type"], table[b"pub-1"]["tier_on_record"]) == (
+        "tertiary",
+        1,
+    )
+    assert table[b"pub-2"]["package_on_record"] == "PRI-2"
