@@ -147,10 +147,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--readings", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument(
+        "--block-sizes", default="1,48", help="values per message, one run each"
+    )
     args = parser.parse_args()
     data = readings(args.readings, args.customers)
     with EmbeddedBroker() as broker:
-        results = [run(broker, data, 1), run(broker, data, 48)]
+        sizes = [int(size) for size in args.block_sizes.split(",")]
+        results = [run(broker, data, size) for size in sizes]
     print(json.dumps(results, indent=2))
 
 
