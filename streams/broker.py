@@ -36,7 +36,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-__all__ = ["BrokerError", "EmbeddedBroker", "free_port", "resolve_tansu_bin"]
+__all__ = [
+    "BrokerError",
+    "BrokerProcess",
+    "EmbeddedBroker",
+    "free_port",
+    "resolve_tansu_bin",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +130,34 @@ def _port_open(bootstrap: str, timeout: float) -> bool:
         return False
 
 
-class EmbeddedBroker:
+class BrokerProcess:
+    """What every broker run as a local child process shows: address, liveness."""
+
+    port: int
+    _proc: subprocess.Popen[bytes] | None
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` for Kafka clients such as aiokafka."""
+        return f"{HOST}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``kafka://host:port`` for ``faust.App(broker=...)``."""
+        return f"kafka://{self.bootstrap}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running broker, or None."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        """True while the broker process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+
+class EmbeddedBroker(BrokerProcess):
     """A Tansu broker run as a child process on 127.0.0.1.
 
     The broker is started by :meth:`start` (or on entering a ``with`` block)
@@ -157,26 +190,6 @@ class EmbeddedBroker:
         self.stop_timeout = stop_timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        """``host:port`` for Kafka clients such as aiokafka."""
-        return f"{HOST}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """``kafka://host:port`` for ``faust.App(broker=...)``."""
-        return f"kafka://{self.bootstrap}"
-
-    @property
-    def pid(self) -> int | None:
-        """Process id of the running broker, or None."""
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        """True while the broker process is alive."""
-        return self._proc is not None and self._proc.poll() is None
 
     def command(self) -> list[str]:
         """Return the argv used to start the broker."""

@@ -45,7 +45,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Self
 
-from streams.broker import HOST, BrokerError, _answers_kafka, free_port
+from streams.broker import HOST, BrokerError, BrokerProcess, _answers_kafka, free_port
 
 __all__ = [
     "KAFKA_VERSION",
@@ -206,7 +206,7 @@ def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-class LocalKafka:
+class LocalKafka(BrokerProcess):
     """An Apache Kafka broker (KRaft, one node) as a child process on 127.0.0.1.
 
     The broker is started by :meth:`start` (or on entering a ``with`` block)
@@ -253,26 +253,6 @@ class LocalKafka:
         self._own_work_dir = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        """``host:port`` for Kafka clients such as aiokafka."""
-        return f"{HOST}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """``kafka://host:port`` for ``faust.App(broker=...)``."""
-        return f"kafka://{self.bootstrap}"
-
-    @property
-    def pid(self) -> int | None:
-        """Process id of the running broker, or None."""
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        """True while the broker process is alive."""
-        return self._proc is not None and self._proc.poll() is None
 
     def server_properties(self, data_dir: Path) -> str:
         """Return the broker's ``server.properties`` text."""

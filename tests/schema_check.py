@@ -15,18 +15,13 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator
 
+from streams.topology import OUTPUTS
+
 __all__ = ["OUTPUT_TOPICS", "SCHEMA_DIR", "load_schema", "validate_output"]
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
-OUTPUT_TOPICS: tuple[str, ...] = (
-    "tier-changes",
-    "recommendations",
-    "package-heat",
-    "marketing-actions",
-    "campaign-effects",
-    "dead-letters",
-)
+OUTPUT_TOPICS: tuple[str, ...] = OUTPUTS
 
 
 @cache
