@@ -102,7 +102,7 @@ class Context:
             original,
             {"encoding": encoding, "count": rejection.count},
         )
-        topic = self._short(message.topic)
+        topic = self.short_topic(message.topic)
         self.metrics.dead_letters.labels(topic=topic, reason=rejection.reason).inc(
             rejection.count
         )
@@ -144,7 +144,7 @@ class Context:
         if timestamp:
             self.metrics.latency.observe(max(now - timestamp, 0.0))
         if event_time_ms:
-            topic = self._short(message.topic)
+            topic = self.short_topic(message.topic)
             self.metrics.event_lag.labels(topic=topic).set(now - event_time_ms / 1000)
 
     async def usable(self, message: Any, decoded: Any, id_field: str) -> bool:
@@ -167,6 +167,7 @@ class Context:
             return False
         return True
 
-    def _short(self, topic: str) -> str:
+    def short_topic(self, topic: str) -> str:
+        """A topic name without the deployment's prefix, for labels and dispatch."""
         prefix = self.settings.streams.topic_prefix
         return topic[len(prefix) :] if topic.startswith(prefix) else topic

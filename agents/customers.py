@@ -59,7 +59,7 @@ def _save(ctx: Context, state: CustomerState) -> None:
 
 
 async def handle_customer_message(ctx: Context, message: Any, catalog: Any) -> None:
-    topic = ctx._short(message.topic)
+    topic = ctx.short_topic(message.topic)
     ctx.metrics.messages.labels(topic=topic).inc()
     raw = message.value if isinstance(message.value, bytes) else b""
     if topic == "meter-readings":

@@ -37,7 +37,7 @@ def register(ctx: Context) -> None:
 
 
 async def handle_package_message(ctx: Context, message: Any) -> None:
-    topic = ctx._short(message.topic)
+    topic = ctx.short_topic(message.topic)
     ctx.metrics.messages.labels(topic=topic).inc()
     raw = message.value if isinstance(message.value, bytes) else b""
     decoded: Any = (
