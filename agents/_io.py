@@ -14,58 +14,67 @@ from serving.readmodel import ReadModel
 from streams.metrics import Metrics
 from streams.topology import Topology
 
-__all__ = ["Context", "StagedLedger", "TableLedger"]
+__all__ = ["Context", "StagedLedger", "customer_key"]
 
 logger = logging.getLogger(__name__)
 
 
-class TableLedger:
-    """The rules' ledger store on a Faust table (bytes keys, orjson values)."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def get(self, key: str) -> Any:
-        raw = self.table.get(key.encode())
-        return None if raw is None else orjson.loads(raw)
-
-    def put(self, key: str, value: Any) -> None:
-        self.table[key.encode()] = orjson.dumps(value)
-
-    def delete(self, key: str) -> None:
-        encoded = key.encode()
-        if encoded in self.table:
-            del self.table[encoded]
+def customer_key(customer_id: str) -> bytes:
+    """The key of a customer's state in the customer table (ledger keys differ)."""
+    return f"c|{customer_id}".encode()
 
 
 class StagedLedger:
-    """Ledger writes held back until the whole message is booked, so a message
-    that fails halfway leaves no half-written state behind."""
+    """The ledger as one customer's message sees it, written only at the end.
+
+    Ledger values share the customer table with the customer's state and are
+    written just before it. Each value remembers the source offset that wrote
+    it and what it held before (``{"o": offset, "v": value, "p": previous}``).
+    If a worker died after writing ledger values but before the state, the state
+    still says that offset was not applied, and the values read as they were
+    before it; processing the message again then books it exactly once.
+    """
 
     _DELETED = object()
 
-    def __init__(self, table: Any) -> None:
-        self.inner = TableLedger(table)
+    def __init__(self, table: Any, offset: int, applied: int) -> None:
+        self.table = table
+        self.offset = offset
+        self.applied = applied
         self.staged: dict[str, Any] = {}
+        self.before: dict[str, Any] = {}
+
+    def _stored(self, key: str) -> Any:
+        raw = self.table.get(key.encode())
+        if raw is None:
+            return None
+        wrapped = orjson.loads(raw)
+        return wrapped["p"] if wrapped["o"] > self.applied else wrapped["v"]
 
     def get(self, key: str) -> Any:
         if key in self.staged:
             value = self.staged[key]
             return None if value is self._DELETED else value
-        return self.inner.get(key)
+        if key not in self.before:
+            self.before[key] = self._stored(key)
+        return self.before[key]
 
     def put(self, key: str, value: Any) -> None:
+        self.get(key)
         self.staged[key] = value
 
     def delete(self, key: str) -> None:
+        self.get(key)
         self.staged[key] = self._DELETED
 
     def commit(self) -> None:
         for key, value in self.staged.items():
             if value is self._DELETED:
-                self.inner.delete(key)
+                if key.encode() in self.table:
+                    del self.table[key.encode()]
             else:
-                self.inner.put(key, value)
+                wrapped = {"o": self.offset, "v": value, "p": self.before.get(key)}
+                self.table[key.encode()] = orjson.dumps(wrapped)
         self.staged.clear()
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from agents._io import Context, StagedLedger
+from agents._io import Context, StagedLedger, customer_key
 from models.decode import decode_customer, decode_meter_message, decode_switch_decision
 from models.events import (
     CatalogGap,
@@ -46,7 +46,7 @@ def register(ctx: Context, catalog: Any) -> None:
 
 
 def _load(ctx: Context, customer_id: str) -> CustomerState:
-    raw = ctx.topology.customers.get(customer_id.encode())
+    raw = ctx.topology.customers.get(customer_key(customer_id))
     return (
         CustomerState(customer_id)
         if raw is None
@@ -55,7 +55,9 @@ def _load(ctx: Context, customer_id: str) -> CustomerState:
 
 
 def _save(ctx: Context, state: CustomerState) -> None:
-    ctx.topology.customers[state.customer_id.encode()] = orjson.dumps(state.to_json())
+    ctx.topology.customers[customer_key(state.customer_id)] = orjson.dumps(
+        state.to_json()
+    )
 
 
 async def handle_customer_message(ctx: Context, message: Any, catalog: Any) -> None:
@@ -73,7 +75,11 @@ async def handle_customer_message(ctx: Context, message: Any, catalog: Any) -> N
     if not await ctx.usable(message, decoded, "customer_id"):
         return
     state = _load(ctx, decoded.customer_id)
-    ledger = StagedLedger(ctx.topology.ledger)
+    source = f"{message.topic}:{message.partition}"
+    applied = state.applied.get(source, -1)
+    if message.offset <= applied:
+        return  # applied before a restart: its effects are already in the state
+    ledger = StagedLedger(ctx.topology.customers, message.offset, applied)
     if topic == "meter-readings":
         at_ms = await _book(ctx, message, state, decoded, ledger)
     elif topic == "customers":
@@ -86,7 +92,8 @@ async def handle_customer_message(ctx: Context, message: Any, catalog: Any) -> N
         if not await _decide(ctx, message, state, decoded):
             return
     evaluation = evaluate(state, ctx.settings, catalog, at_ms)
-    # Ledger and state are written together, after everything was worked out.
+    # Ledger first, state last: the state's applied offset marks the message done.
+    state.applied[source] = message.offset
     ledger.commit()
     _save(ctx, state)
     if ctx.read_model is not None:

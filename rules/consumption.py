@@ -71,6 +71,8 @@ class CustomerState:
     gap_tier: int | None = None
     recommendation_seq: int = 0
     last_decision: str | None = None
+    # source "topic:partition" -> last offset applied to this state (streaming)
+    applied: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +90,7 @@ class CustomerState:
             "gap_tier": self.gap_tier,
             "recommendation_seq": self.recommendation_seq,
             "last_decision": self.last_decision,
+            "applied": self.applied,
         }
 
     @classmethod

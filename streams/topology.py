@@ -101,8 +101,10 @@ class Topology:
     topics: dict[str, Any]
     customer_channel: Any
     package_channel: Any
+    # One table for each customer's state and its ledger of readings: both go to
+    # the same changelog partition in the order written, so a crash can lose the
+    # state record after its ledger records but never before them.
     customers: Any
-    ledger: Any
     packages: Any
 
 
@@ -161,6 +163,5 @@ def build_topology(
         customer_channel=customer_channel,
         package_channel=package_channel,
         customers=app.Table("customers", **table_options),
-        ledger=app.Table("ledger", **table_options),
         packages=app.Table("packages", **table_options),
     )

@@ -106,3 +106,10 @@ def read_table(bootstrap: str, changelog: str) -> dict[bytes, Any]:
             await consumer.stop()
 
     return asyncio.run(run())
+
+
+def read_customers(bootstrap: str, changelog: str) -> dict[bytes, Any]:
+    """Customer states by customer id, from the customer table's changelog (which
+    also holds the ledger of readings under other keys)."""
+    table = read_table(bootstrap, changelog)
+    return {key[2:]: value for key, value in table.items() if key.startswith(b"c|")}

@@ -19,7 +19,7 @@ from tests.integration.conftest import (
     new_prefix,
     start_worker,
 )
-from tests.integration.kafka_io import produce, read_table
+from tests.integration.kafka_io import produce, read_customers
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +134,7 @@ def test_a_redis_restart_mid_replay_loses_nothing_in_the_read_model(
     redis_server.start()
 
     def caught_up() -> bool:
-        table = read_table(serving.broker.bootstrap, serving.changelog("customers"))
+        table = read_customers(serving.broker.bootstrap, serving.changelog("customers"))
         for c in customers:
             state = table[c.encode()]
             if state["watermark_ms"] != BASE + 99 * DAY + 47 * 1_800_000:

@@ -17,7 +17,7 @@ from tariffstream.analyze import analyze_readings
 from tariffstream.csvinput import CsvOptions, RowRejection, open_csv, read_readings
 from tests.helpers import make_settings
 from tests.integration.conftest import EMBEDDED, RunningWorker, new_prefix, start_worker
-from tests.integration.kafka_io import collect, produce, read_table
+from tests.integration.kafka_io import collect, produce, read_customers
 
 pytestmark = [pytest.mark.integration, pytest.mark.data, pytest.mark.slow]
 
@@ -191,7 +191,9 @@ def _wait_for_state(
 ) -> dict[bytes, Any]:
     deadline = time.monotonic() + 300
     while True:
-        customers = read_table(worker.broker.bootstrap, worker.changelog("customers"))
+        customers = read_customers(
+            worker.broker.bootstrap, worker.changelog("customers")
+        )
         ready = [
             c
             for c in expected

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from tests.integration.conftest import RunningWorker
-from tests.integration.kafka_io import collect, produce, read_table
+from tests.integration.kafka_io import collect, produce, read_customers, read_table
 
 pytestmark = pytest.mark.integration
 
@@ -172,7 +172,7 @@ def test_a_recommendation_accepted_switches_and_moves_package_counters(
     packages = read_table(worker.broker.bootstrap, worker.changelog("packages"))
     assert packages[b"RES-2"]["state"]["sr"] == 1
     assert packages[b"RES-3"]["state"]["tr"] == 1
-    customers = read_table(worker.broker.bootstrap, worker.changelog("customers"))
+    customers = read_customers(worker.broker.bootstrap, worker.changelog("customers"))
     assert (
         customers[b"acc-1"]["tier_on_record"],
         customers[b"acc-1"]["package_on_record"],
@@ -291,13 +291,13 @@ def test_publish_loads_json_lines_into_an_input_topic(
     assert "published 2 messages" in done.stdout
 
     def loaded() -> bool:
-        table = read_table(worker.broker.bootstrap, worker.changelog("customers"))
+        table = read_customers(worker.broker.bootstrap, worker.changelog("customers"))
         return b"pub-1" in table and b"pub-2" in table
 
     deadline = time.monotonic() + 60
     while not loaded() and time.monotonic() < deadline:
         time.sleep(0.5)
-    table = read_table(worker.broker.bootstrap, worker.changelog("customers"))
+    table = read_customers(worker.broker.bootstrap, worker.changelog("customers"))
     assert (table[b"pub-1"]["customer_type"], table[b"pub-1"]["tier_on_record"]) == (
         "tertiary",
         1,

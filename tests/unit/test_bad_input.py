@@ -99,14 +99,24 @@ def test_ids_with_separators_never_share_a_ledger_key() -> None:
 def test_a_staged_ledger_writes_nothing_until_committed() -> None:
     from agents._io import StagedLedger
 
-    table: dict[bytes, bytes] = {b"k0": orjson.dumps([1])}
-    ledger = StagedLedger(table)
+    table: dict[bytes, bytes] = {b"k0": orjson.dumps({"o": 1, "v": [1], "p": None})}
+    ledger = StagedLedger(table, offset=5, applied=4)
     ledger.put("k1", [2])
     ledger.delete("k0")
     assert ledger.get("k1") == [2] and ledger.get("k0") is None
-    assert table == {b"k0": orjson.dumps([1])}
+    assert set(table) == {b"k0"}
     ledger.commit()
-    assert table == {b"k1": orjson.dumps([2])}
+    assert table == {b"k1": orjson.dumps({"o": 5, "v": [2], "p": None})}
+
+
+def test_ledger_values_written_by_an_unapplied_message_read_as_before_it() -> None:
+    """A worker died after writing the ledger but before the customer state: the
+    state says offset 5 was not applied, so offset 5's ledger writes are undone."""
+    from agents._io import StagedLedger
+
+    table = {b"k": orjson.dumps({"o": 5, "v": [1, 2], "p": [1]})}
+    assert StagedLedger(table, offset=5, applied=4).get("k") == [1]
+    assert StagedLedger(table, offset=6, applied=5).get("k") == [1, 2]
 
 
 def test_analyze_reads_a_byte_order_mark_and_refuses_binary(
