@@ -694,8 +694,8 @@ server-sent events. Updates received: <span id="update-count">0</span>.</footer>
   function effectText(e) {
     if (!e) return "\u2013";
     if (e.ineffective) return "INEFFECTIVE (gain " + fmt(e.gain, 2) + ")";
-    return text(e.achieved_grade || "no grade") + " / " + text(e.expected_grade) +
-      (e.reached ? " ✓" : "");
+    return "achieved " + text(e.achieved_grade || "no grade") + ", expected " +
+      text(e.expected_grade) + (e.reached ? " ✓" : "");
   }
   function render(s) {
     var t = s.throughput;

@@ -85,7 +85,11 @@ class RunningWorker:
 def worker_env(prefix: str) -> dict[str, str]:
     env = {
         "TARIFFSTREAM_STREAMS__TOPIC_PREFIX": prefix,
-        "TARIFFSTREAM_STREAMS__STORE": "memory://",
+        # memory:// unless TARIFFSTREAM_TEST_STORE names another (rocksdb://, the
+        # production store, for a lane run on it).
+        "TARIFFSTREAM_STREAMS__STORE": os.environ.get(
+            "TARIFFSTREAM_TEST_STORE", "memory://"
+        ),
         "TARIFFSTREAM_TIME__TIMEZONE": "+10:00",
         "TARIFFSTREAM_STREAMS__REPLICATION_FACTOR": "1",
     }
