@@ -18,6 +18,7 @@ from typing import Any
 import faust
 
 from config import Settings
+from streams._transactions import App
 
 __all__ = [
     "INPUTS",
@@ -116,7 +117,7 @@ def build_topology(
     app_id: str | None = None,
 ) -> Topology:
     s = settings.streams
-    app = faust.App(
+    app = App(
         app_id or s.topic_prefix.rstrip(".-_") or "tariffstream",
         **faust_settings(settings, embedded, web_port, data_dir),
     )

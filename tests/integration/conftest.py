@@ -95,8 +95,8 @@ def worker_env(prefix: str) -> dict[str, str]:
     }
     if not EMBEDDED:
         # at_least_once (the product default, made exact by idempotent updates)
-        # unless TARIFFSTREAM_TEST_GUARANTEE=exactly_once: with faust 0.15.3 that
-        # crashed restarted workers with ConsistencyError (README, Limitations).
+        # unless TARIFFSTREAM_TEST_GUARANTEE=exactly_once runs the whole lane with
+        # transactions; the two-worker SIGKILL test runs both either way.
         env["TARIFFSTREAM_STREAMS__PROCESSING_GUARANTEE"] = os.environ.get(
             "TARIFFSTREAM_TEST_GUARANTEE", "at_least_once"
         )

@@ -121,12 +121,18 @@ def booked_readings(port: int) -> float:
         "this test runs on the Apache Kafka lane (TARIFFSTREAM_TEST_BROKER=kafka)"
     ),
 )
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_two_workers_one_killed_mid_stream_end_as_the_batch(
-    broker: EmbeddedBroker, readings: list[Any], tmp_path: Path
+    broker: EmbeddedBroker, readings: list[Any], tmp_path: Path, guarantee: str
 ) -> None:
     prefix = new_prefix()
-    first = start_worker(broker, prefix, tmp_path / "w1.log", tmp_path / "d1")
-    second = start_worker(broker, prefix, tmp_path / "w2.log", tmp_path / "d2")
+    env = {"TARIFFSTREAM_STREAMS__PROCESSING_GUARANTEE": guarantee}
+    first = start_worker(
+        broker, prefix, tmp_path / "w1.log", tmp_path / "d1", None, env
+    )
+    second = start_worker(
+        broker, prefix, tmp_path / "w2.log", tmp_path / "d2", None, env
+    )
     try:
         topic = first.topic("meter-readings")
         messages = shuffled_with_duplicates(readings, seed=20130406)
