@@ -134,7 +134,9 @@ class BrokerProcess:
     """What every broker run as a local child process shows: address, liveness."""
 
     port: int
+    stop_timeout: float
     _proc: subprocess.Popen[bytes] | None
+    _log: IO[bytes] | None
 
     @property
     def bootstrap(self) -> str:
@@ -155,6 +157,52 @@ class BrokerProcess:
     def running(self) -> bool:
         """True while the broker process is alive."""
         return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> Self:
+        """Start the broker and wait until it answers."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the broker: SIGTERM, then SIGKILL after ``stop_timeout``.
+
+        Safe to call more than once and on a broker that never started.
+        """
+        proc, self._proc = self._proc, None
+        try:
+            if proc is not None and proc.poll() is None:
+                logger.info("stopping %s (pid %d)", self, proc.pid)
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(self.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    logger.warning(
+                        "%s ignored SIGTERM for %.1fs; killing it",
+                        self,
+                        self.stop_timeout,
+                    )
+                    proc.kill()
+                    proc.wait()
+        finally:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+            self._after_stop()
+
+    def _after_stop(self) -> None:
+        """Release what the broker kind keeps beside its process."""
+
+    def __enter__(self) -> Self:
+        """Start the broker; see :meth:`start`."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the broker; see :meth:`stop`."""
+        self.stop()
 
 
 class EmbeddedBroker(BrokerProcess):
@@ -264,44 +312,6 @@ class EmbeddedBroker(BrokerProcess):
                 return
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-
-    def stop(self) -> None:
-        """Stop the broker: SIGTERM, then SIGKILL after ``stop_timeout``.
-
-        Safe to call more than once and on a broker that never started.
-        """
-        proc, self._proc = self._proc, None
-        try:
-            if proc is not None and proc.poll() is None:
-                logger.info("stopping broker %s (pid %d)", self.bootstrap, proc.pid)
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(self.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    logger.warning(
-                        "broker %s ignored SIGTERM for %.1fs; killing it",
-                        self.bootstrap,
-                        self.stop_timeout,
-                    )
-                    proc.kill()
-                    proc.wait()
-        finally:
-            if self._log is not None:
-                self._log.close()
-                self._log = None
-
-    def __enter__(self) -> Self:
-        """Start the broker; see :meth:`start`."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the broker; see :meth:`stop`."""
-        self.stop()
 
     def __repr__(self) -> str:
         """Show the address and whether the broker runs."""

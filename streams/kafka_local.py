@@ -42,7 +42,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import IO, Self
 
 from streams.broker import HOST, BrokerError, BrokerProcess, _answers_kafka, free_port
@@ -407,47 +407,12 @@ class LocalKafka(BrokerProcess):
         except OSError as exc:
             return f"(cannot read it: {exc})"
 
-    def stop(self) -> None:
-        """Stop the broker: SIGTERM, then SIGKILL after ``stop_timeout``.
-
-        Safe to call more than once and on a broker that never started.
-        """
-        proc, self._proc = self._proc, None
-        try:
-            if proc is not None and proc.poll() is None:
-                logger.info("stopping Kafka %s (pid %d)", self.bootstrap, proc.pid)
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(self.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    logger.warning(
-                        "Kafka %s ignored SIGTERM for %.1fs; killing it",
-                        self.bootstrap,
-                        self.stop_timeout,
-                    )
-                    proc.kill()
-                    proc.wait()
-        finally:
-            if self._log is not None:
-                self._log.close()
-                self._log = None
-            if self._own_work_dir and self.work_dir is not None:
-                shutil.rmtree(self.work_dir, ignore_errors=True)
-                self.work_dir = None
-                self._own_work_dir = False
-
-    def __enter__(self) -> Self:
-        """Start the broker; see :meth:`start`."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the broker; see :meth:`stop`."""
-        self.stop()
+    def _after_stop(self) -> None:
+        """Remove a work directory that this object created."""
+        if self._own_work_dir and self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            self.work_dir = None
+            self._own_work_dir = False
 
     def __repr__(self) -> str:
         """Show the version, the address and whether the broker runs."""
