@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.replay import EMBEDDED_BATCH_BYTES
 from tests.schema_check import OUTPUT_TOPICS, validate_output
@@ -113,3 +114,27 @@ def read_customers(bootstrap: str, changelog: str) -> dict[bytes, Any]:
     also holds the ledger of readings under other keys)."""
     table = read_table(bootstrap, changelog)
     return {key[2:]: value for key, value in table.items() if key.startswith(b"c|")}
+
+
+def unconsumed(bootstrap: str, group: str, topic: str) -> int:
+    """Messages of *topic* past the offsets *group* has committed."""
+
+    async def run() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(group)
+            (described,) = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+        done = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
+        return sum(max(ends[tp] - done.get(tp, 0), 0) for tp in tps)
+
+    return asyncio.run(run())

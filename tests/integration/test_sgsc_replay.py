@@ -17,7 +17,7 @@ from tariffstream.analyze import analyze_readings
 from tariffstream.csvinput import CsvOptions, RowRejection, open_csv, read_readings
 from tests.helpers import make_settings
 from tests.integration.conftest import EMBEDDED, RunningWorker, new_prefix, start_worker
-from tests.integration.kafka_io import collect, produce, read_customers
+from tests.integration.kafka_io import collect, produce, read_customers, unconsumed
 
 pytestmark = [pytest.mark.integration, pytest.mark.data, pytest.mark.slow]
 
@@ -121,6 +121,11 @@ def booked_readings(port: int) -> float:
         "this test runs on the Apache Kafka lane (TARIFFSTREAM_TEST_BROKER=kafka)"
     ),
 )
+# One rerun, and only of a stall: after the rebalance that follows the kill, faust
+# 0.15.3 now and then never fetches some assigned partitions again (faust-streaming
+# #629), so input stays unconsumed (2 runs of 12 here; README, Limitations). A
+# wrong total with every reading consumed fails at once.
+@pytest.mark.flaky(reruns=1, only_rerun=["stalled"])
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_two_workers_one_killed_mid_stream_end_as_the_batch(
     broker: EmbeddedBroker, readings: list[Any], tmp_path: Path, guarantee: str
@@ -150,6 +155,9 @@ def test_two_workers_one_killed_mid_stream_end_as_the_batch(
         second = second.restart()
         expected = batch_result(readings)
         customers = _wait_for_state(first, expected)
+        if not _state_matches(customers, expected):
+            left = unconsumed(broker.bootstrap, prefix.rstrip("."), topic)
+            assert left == 0, f"stalled: {left} meter-readings messages unconsumed"
         assert_equal_to_batch(customers, expected)
     finally:
         first.stop()
@@ -200,16 +208,18 @@ def _wait_for_state(
         customers = read_customers(
             worker.broker.bootstrap, worker.changelog("customers")
         )
-        ready = [
-            c
-            for c in expected
-            if c.encode() in customers
-            and customers[c.encode()]["tier"] == expected[c].tier
-            and _months_match(customers[c.encode()], expected[c])
-        ]
-        if len(ready) == len(expected) or time.monotonic() > deadline:
+        if _state_matches(customers, expected) or time.monotonic() > deadline:
             return customers
         time.sleep(3)
+
+
+def _state_matches(customers: dict[bytes, Any], expected: dict[str, Any]) -> bool:
+    return all(
+        c.encode() in customers
+        and customers[c.encode()]["tier"] == expected[c].tier
+        and _months_match(customers[c.encode()], expected[c])
+        for c in expected
+    )
 
 
 def _months_match(state: dict[str, Any], report: Any) -> bool:
