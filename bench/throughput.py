@@ -1,8 +1,13 @@
-"""Throughput of one worker on the embedded broker: readings/s and messages/s.
+"""Throughput of one worker: readings/s and messages/s.
 
 Not a test: it prints figures as JSON. Run from the repository root:
 
-    python bench/throughput.py --readings 1000000 --customers 100000
+    python bench/throughput.py --readings 1000000 --customers 100000 \
+        [--broker embedded|kafka]
+
+``--broker kafka`` runs on Apache Kafka from ``scripts/kafka-local`` (java and
+mvn needed) with faust's defaults, where the embedded broker's one record per
+batch does not apply.
 
 Pushes the readings once as single-reading messages and once as meter-day
 blocks (48 half-hourly values per message) through a fresh worker each time,
@@ -24,7 +29,7 @@ from tempfile import mkdtemp
 from typing import Any
 
 from models.events import IntervalReading
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker import BrokerProcess, EmbeddedBroker, free_port
 from streams.commands import spawn_worker, stop_process
 from streams.replay import encode_messages
 from streams.replay import produce as produce_messages
@@ -85,11 +90,13 @@ def latency_quantile(lines: list[str], q: float) -> float | None:
     return None
 
 
-def produce(bootstrap: str, messages: list[tuple[str, bytes, bytes]]) -> None:
+def produce(
+    bootstrap: str, messages: list[tuple[str, bytes, bytes]], embedded: bool
+) -> None:
     topic = messages[0][0]
     encoded = [(key, value, 1) for _, key, value in messages]
     asyncio.run(
-        produce_messages(bootstrap, topic, encoded, progress=None, embedded=True)
+        produce_messages(bootstrap, topic, encoded, progress=None, embedded=embedded)
     )
 
 
@@ -101,27 +108,37 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def run(
-    broker: EmbeddedBroker, data: list[IntervalReading], block_size: int
+    broker: BrokerProcess, data: list[IntervalReading], block_size: int
 ) -> dict[str, Any]:
+    embedded = isinstance(broker, EmbeddedBroker)
     prefix = f"bench{block_size}."
     home = Path(mkdtemp(prefix="tariffstream-bench-"))
     port = free_port()
     env = {
         "TARIFFSTREAM_STREAMS__TOPIC_PREFIX": prefix,
         "TARIFFSTREAM_STREAMS__STORE": "memory://",
+        # One broker node: the changelogs faust creates can have one replica.
+        "TARIFFSTREAM_STREAMS__REPLICATION_FACTOR": "1",
     }
     worker = spawn_worker(
-        broker.url, port, home / "data", env=env, log=home / "worker.log"
+        broker.url,
+        port,
+        home / "data",
+        env=env,
+        log=home / "worker.log",
+        embedded=embedded,
     )
     try:
         messages = list(encode_messages(data, block_size))
         while booked(port) == 0 and worker.poll() is None:
-            produce(broker.bootstrap, [(prefix + "meter-readings", *messages[0][:2])])
+            first = [(prefix + "meter-readings", *messages[0][:2])]
+            produce(broker.bootstrap, first, embedded)
             time.sleep(2)
         started = time.monotonic()
         produce(
             broker.bootstrap,
             [(prefix + "meter-readings", k, v) for k, v, _ in messages[1:]],
+            embedded,
         )
         while booked(port) < len(data) and worker.poll() is None:
             time.sleep(0.5)
@@ -150,9 +167,15 @@ def main() -> None:
     parser.add_argument(
         "--block-sizes", default="1,48", help="values per message, one run each"
     )
+    parser.add_argument("--broker", choices=["embedded", "kafka"], default="embedded")
     args = parser.parse_args()
     data = readings(args.readings, args.customers)
-    with EmbeddedBroker() as broker:
+    broker: BrokerProcess = EmbeddedBroker()
+    if args.broker == "kafka":
+        from streams.kafka_local import LocalKafka
+
+        broker = LocalKafka()
+    with broker:
         sizes = [int(size) for size in args.block_sizes.split(",")]
         results = [run(broker, data, size) for size in sizes]
     print(json.dumps(results, indent=2))
