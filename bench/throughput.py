@@ -170,11 +170,13 @@ def main() -> None:
     parser.add_argument("--broker", choices=["embedded", "kafka"], default="embedded")
     args = parser.parse_args()
     data = readings(args.readings, args.customers)
-    broker: BrokerProcess = EmbeddedBroker()
+    broker: BrokerProcess
     if args.broker == "kafka":
         from streams.kafka_local import LocalKafka
 
         broker = LocalKafka()
+    else:
+        broker = EmbeddedBroker()
     with broker:
         sizes = [int(size) for size in args.block_sizes.split(",")]
         results = [run(broker, data, size) for size in sizes]

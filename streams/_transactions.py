@@ -33,10 +33,12 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def highwater(self, tp: TP) -> int:
         # The cached stable offset is None until the first fetch of *tp*; the
         # end offset is the best known figure for lag until then.
-        stable = super().highwater(tp)
-        if stable is None:
-            return cast(int, self._ensure_consumer().highwater(tp))
-        return stable
+        consumer = self._ensure_consumer()
+        if self.consumer.in_transaction:
+            stable = consumer.last_stable_offset(tp)
+            if stable is not None:
+                return cast(int, stable)
+        return cast(int, consumer.highwater(tp))
 
 
 class _Consumer(faust_aiokafka.Consumer):

@@ -96,7 +96,7 @@ def worker_env(prefix: str) -> dict[str, str]:
     if not EMBEDDED:
         # at_least_once (the product default, made exact by idempotent updates)
         # unless TARIFFSTREAM_TEST_GUARANTEE=exactly_once runs the whole lane with
-        # transactions; the two-worker SIGKILL test runs both either way.
+        # transactions, which also opts in the two-worker test's exactly-once case.
         env["TARIFFSTREAM_STREAMS__PROCESSING_GUARANTEE"] = os.environ.get(
             "TARIFFSTREAM_TEST_GUARANTEE", "at_least_once"
         )

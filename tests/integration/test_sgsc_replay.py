@@ -122,10 +122,9 @@ def booked_readings(port: int) -> float:
         "this test runs on the Apache Kafka lane (TARIFFSTREAM_TEST_BROKER=kafka)"
     ),
 )
-# One rerun, and only of a stall: after the rebalance that follows the kill, faust
-# 0.15.3 now and then never fetches the survivor's partitions again (as in
-# faust-streaming #629), so input stays unconsumed (README, Limitations). A wrong
-# total with every reading consumed fails at once.
+# One rerun, and only of a stall: input left unconsumed after the rebalance that
+# follows the kill (faust-streaming #629 reports partitions never fetched again;
+# README, Limitations). A short total with every reading consumed fails at once.
 @pytest.mark.flaky(reruns=1, only_rerun=["stalled"])
 @pytest.mark.parametrize(
     "guarantee",
