@@ -10,12 +10,15 @@ than the last offset in that topic (highwater) (1280 > -1)").
 Here the highwaters are asked of the broker (ListOffsets), with the consumer's
 isolation level: under ``read_committed`` that is the last stable offset, the
 value faust meant, and under ``read_uncommitted`` the end offset, as faust
-already does. Nothing else of faust's transport changes.
+already does.
+
+The consumer also creates the app's topics before it joins the group (see
+:class:`App`). Nothing else of faust's transport changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import faust
@@ -45,13 +48,27 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def on_start(self) -> None:
+        # The producer, an earlier service of the app, has started; the group
+        # is not joined yet. A topic created after the first assignment was
+        # left out of it ("Ignoring missing topic") and not read for minutes.
+        for topic in cast(App, self.app).declare_first:
+            await topic.maybe_declare()
+        await super().on_start()
+
 
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
 
 
 class App(faust.App):
-    """A faust App whose consumer transport is :class:`_Transport`."""
+    """A faust App whose consumer transport is :class:`_Transport`.
+
+    ``declare_first`` names the topics to create before the consumer group is
+    joined, so the first assignment covers them all.
+    """
+
+    declare_first: Sequence[Any] = ()
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)

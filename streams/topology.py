@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import faust
-
 from config import Settings
 from streams._transactions import App
 
@@ -97,7 +95,7 @@ def faust_settings(
 class Topology:
     """The app with its topics and tables, built from the settings."""
 
-    app: faust.App
+    app: App
     settings: Settings
     topics: dict[str, Any]
     customer_channel: Any

@@ -46,12 +46,8 @@ def build_worker_app(
         topology.app.timer(settings.serving.flush_seconds)(read_model.flush)
     register_all(Context(topology, metrics, read_model))
 
-    async def declare_topics() -> None:
-        # Outputs too, so consumers of a fresh cluster find every topic at once.
-        for topic in topology.topics.values():
-            await topic.maybe_declare()
-
-    topology.app.task(declare_topics)
+    # Outputs too, so consumers of a fresh cluster find every topic at once.
+    topology.app.declare_first = list(topology.topics.values())
     register_api(topology, settings, read_model)
 
     @topology.app.page("/metrics")
