@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, cast
 
 import orjson
 
@@ -126,6 +127,14 @@ class Context:
         key = message.key if isinstance(message.key, bytes) else b""
         await self.topology.topics["dead-letters"].send(
             key=key, value=orjson.dumps(letter.to_dict())
+        )
+
+    def handling(self, event: Any) -> AbstractAsyncContextManager[None]:
+        """Where an agent handles *event*: a commit under exactly-once waits
+        until no event is half handled (``streams._transport.EventGate``)."""
+        return cast(
+            AbstractAsyncContextManager[None],
+            self.topology.app.event_gate.handling(event),
         )
 
     async def internal_error(self, message: Any, error: Exception) -> None:

@@ -73,11 +73,12 @@ def register(ctx: Context) -> CatalogCache:
     @topology.app.agent(topology.topics["catalog"], name="catalog")
     async def catalog(stream: Any) -> None:
         async for event in stream.events():
-            message = event.message
-            ctx.metrics.messages.labels(topic="catalog").inc()
-            raw = message.value if isinstance(message.value, bytes) else b""
-            entry = decode_catalog_entry(raw)
-            if isinstance(entry, Rejection):
-                await ctx.dead_letter(message, entry)
+            async with ctx.handling(event):
+                message = event.message
+                ctx.metrics.messages.labels(topic="catalog").inc()
+                raw = message.value if isinstance(message.value, bytes) else b""
+                entry = decode_catalog_entry(raw)
+                if isinstance(entry, Rejection):
+                    await ctx.dead_letter(message, entry)
 
     return cache

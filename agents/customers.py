@@ -39,10 +39,11 @@ def register(ctx: Context, catalog: Any) -> None:
     @topology.app.agent(topology.customer_channel, name="customers")
     async def customers(stream: Any) -> None:
         async for event in stream.events():
-            try:
-                await handle_customer_message(ctx, event.message, catalog)
-            except Exception as error:  # the worker must go on
-                await ctx.internal_error(event.message, error)
+            async with ctx.handling(event):
+                try:
+                    await handle_customer_message(ctx, event.message, catalog)
+                except Exception as error:  # the worker must go on
+                    await ctx.internal_error(event.message, error)
 
 
 def _load(ctx: Context, customer_id: str) -> CustomerState:

@@ -30,10 +30,11 @@ def register(ctx: Context) -> None:
     @topology.app.agent(topology.package_channel, name="packages")
     async def packages(stream: Any) -> None:
         async for event in stream.events():
-            try:
-                await handle_package_message(ctx, event.message)
-            except Exception as error:  # the worker must go on
-                await ctx.internal_error(event.message, error)
+            async with ctx.handling(event):
+                try:
+                    await handle_package_message(ctx, event.message)
+                except Exception as error:  # the worker must go on
+                    await ctx.internal_error(event.message, error)
 
 
 async def handle_package_message(ctx: Context, message: Any) -> None:

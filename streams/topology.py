@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings
-from streams._transactions import App
+from streams._transport import App
 
 __all__ = [
     "INPUTS",
