@@ -3,7 +3,7 @@
 Not a test: it prints figures as JSON. Run from the repository root:
 
     python bench/throughput.py --readings 1000000 --customers 100000 \
-        [--broker embedded|kafka]
+        [--broker embedded|kafka] [--guarantee at_least_once|exactly_once]
 
 ``--broker kafka`` runs on Apache Kafka from ``scripts/kafka-local`` (java and
 mvn needed) with faust's defaults, where the embedded broker's one record per
@@ -108,7 +108,10 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def run(
-    broker: BrokerProcess, data: list[IntervalReading], block_size: int
+    broker: BrokerProcess,
+    data: list[IntervalReading],
+    block_size: int,
+    guarantee: str = "at_least_once",
 ) -> dict[str, Any]:
     embedded = isinstance(broker, EmbeddedBroker)
     prefix = f"bench{block_size}."
@@ -119,6 +122,7 @@ def run(
         "TARIFFSTREAM_STREAMS__STORE": "memory://",
         # One broker node: the changelogs faust creates can have one replica.
         "TARIFFSTREAM_STREAMS__REPLICATION_FACTOR": "1",
+        "TARIFFSTREAM_STREAMS__PROCESSING_GUARANTEE": guarantee,
     }
     worker = spawn_worker(
         broker.url,
@@ -146,6 +150,7 @@ def run(
         lines = scrape(port)
         p50, p99 = latency_quantile(lines, 0.5), latency_quantile(lines, 0.99)
         return {
+            "processing_guarantee": guarantee,
             "block_size": block_size,
             "messages": len(messages),
             "readings": len(data),
@@ -168,7 +173,15 @@ def main() -> None:
         "--block-sizes", default="1,48", help="values per message, one run each"
     )
     parser.add_argument("--broker", choices=["embedded", "kafka"], default="embedded")
+    parser.add_argument(
+        "--guarantee",
+        choices=["at_least_once", "exactly_once"],
+        default="at_least_once",
+        help="processing guarantee; exactly_once needs --broker kafka",
+    )
     args = parser.parse_args()
+    if args.guarantee == "exactly_once" and args.broker != "kafka":
+        parser.error("--guarantee exactly_once needs --broker kafka")
     data = readings(args.readings, args.customers)
     broker: BrokerProcess
     if args.broker == "kafka":
@@ -179,7 +192,7 @@ def main() -> None:
         broker = EmbeddedBroker()
     with broker:
         sizes = [int(size) for size in args.block_sizes.split(",")]
-        results = [run(broker, data, size) for size in sizes]
+        results = [run(broker, data, size, args.guarantee) for size in sizes]
     print(json.dumps(results, indent=2))
 
 

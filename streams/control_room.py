@@ -354,9 +354,19 @@ class OutputFollower:
     """Every partition of the followed topics, from the beginning, into a view."""
 
     def __init__(
-        self, bootstrap: str, prefix: str, view: ClusterView, stats_backlog: int = 500
+        self,
+        bootstrap: str,
+        prefix: str,
+        view: ClusterView,
+        stats_backlog: int = 500,
+        committed_only: bool = False,
     ) -> None:
         self.bootstrap = bootstrap
+        # Under exactly-once, outputs of a transaction that is later aborted (a
+        # worker died mid-way) are not shown; they would be published again.
+        self.isolation_level = (
+            "read_committed" if committed_only else "read_uncommitted"
+        )
         self.prefix = prefix
         self.view = view
         # worker-stats only matters for the last few records per worker.
@@ -377,7 +387,10 @@ class OutputFollower:
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level=self.isolation_level,
         )
         await consumer.start()
         try:
@@ -459,7 +472,12 @@ def register_control_room(
     view = ClusterView()
     prefix = settings.streams.topic_prefix
     bootstrap = settings.streams.broker.split("://", 1)[-1]
-    follower = OutputFollower(bootstrap, prefix, view)
+    follower = OutputFollower(
+        bootstrap,
+        prefix,
+        view,
+        committed_only=settings.streams.processing_guarantee == "exactly_once",
+    )
     worker_id = f"{socket.gethostname()}:{web_port}"
     stats_topic = app.topic(
         topic_name(settings, WORKER_STATS),

@@ -95,8 +95,8 @@ def worker_env(prefix: str) -> dict[str, str]:
     }
     if not EMBEDDED:
         # at_least_once (the product default, made exact by idempotent updates)
-        # unless TARIFFSTREAM_TEST_GUARANTEE=exactly_once runs the whole lane with
-        # transactions, which also opts in the two-worker test's exactly-once case.
+        # unless TARIFFSTREAM_TEST_GUARANTEE=exactly_once runs the session's
+        # workers on transactions (.ci/run does both).
         env["TARIFFSTREAM_STREAMS__PROCESSING_GUARANTEE"] = os.environ.get(
             "TARIFFSTREAM_TEST_GUARANTEE", "at_least_once"
         )

@@ -41,8 +41,13 @@ def collect(
     topics: Sequence[str],
     done: Callable[[dict[str, list[dict[str, Any]]]], bool],
     timeout: float = 120.0,
+    committed_only: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Read topics from the start until ``done(seen)`` holds or time runs out."""
+    """Read topics from the start until ``done(seen)`` holds or time runs out.
+
+    ``committed_only`` reads as a downstream consumer of exactly-once outputs
+    does: records of aborted transactions are not seen.
+    """
 
     async def run() -> dict[str, list[dict[str, Any]]]:
         seen: dict[str, list[dict[str, Any]]] = {t: [] for t in topics}
@@ -51,6 +56,7 @@ def collect(
             bootstrap_servers=bootstrap,
             auto_offset_reset="earliest",
             group_id=None,
+            isolation_level="read_committed" if committed_only else "read_uncommitted",
         )
         await consumer.start()
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import time
 import urllib.request
@@ -126,23 +125,7 @@ def booked_readings(port: int) -> float:
 # follows the kill (faust-streaming #629 reports partitions never fetched again;
 # README, Limitations). A short total with every reading consumed fails at once.
 @pytest.mark.flaky(reruns=1, only_rerun=["stalled"])
-@pytest.mark.parametrize(
-    "guarantee",
-    [
-        "at_least_once",
-        pytest.param(
-            "exactly_once",
-            marks=pytest.mark.skipif(
-                os.environ.get("TARIFFSTREAM_TEST_GUARANTEE") != "exactly_once",
-                reason=(
-                    "with faust 0.15.3 transactions the end state came out short "
-                    "in 3 runs of 6 (README, Limitations): opt in with "
-                    "TARIFFSTREAM_TEST_GUARANTEE=exactly_once"
-                ),
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_two_workers_one_killed_mid_stream_end_as_the_batch(
     broker: EmbeddedBroker, readings: list[Any], tmp_path: Path, guarantee: str
 ) -> None:
@@ -175,9 +158,45 @@ def test_two_workers_one_killed_mid_stream_end_as_the_batch(
             left = unconsumed(broker.bootstrap, prefix.rstrip("."), topic)
             assert left == 0, f"stalled: {left} meter-readings messages unconsumed"
         assert_equal_to_batch(customers, expected)
+        exactly_once = guarantee == "exactly_once"
+        chains = _tier_chains(first, expected, committed_only=exactly_once)
+        assert {c: chain[-1][1] for c, chain in chains.items()} == {
+            c: r.tier for c, r in expected.items() if r.tier is not None
+        }
+        if exactly_once:
+            # Each change starts from the last one's tier: no change was lost or
+            # published twice across the kill (a repeat would start from the
+            # tier before it).
+            for customer_id, chain in chains.items():
+                starts = [old for old, _new in chain]
+                assert starts == [None] + [new for _old, new in chain[:-1]], (
+                    customer_id,
+                    chain,
+                )
     finally:
         first.stop()
         second.stop()
+
+
+def _tier_chains(
+    running: RunningWorker, expected: dict[str, Any], committed_only: bool
+) -> dict[str, list[tuple[int | None, int | None]]]:
+    """Each customer's tier changes as (old, new), in the order published."""
+    changes = running.topic("tier-changes")
+    seen = collect(
+        running.broker.bootstrap,
+        [changes],
+        lambda s: False,
+        timeout=5,
+        committed_only=committed_only,
+    )
+    chains: dict[str, list[tuple[int | None, int | None]]] = {}
+    for event in seen[changes]:
+        if event["customer_id"] in expected:
+            chains.setdefault(event["customer_id"], []).append(
+                (event["old_tier"], event["new_tier"])
+            )
+    return chains
 
 
 def test_a_restarted_worker_recovers_its_tables_from_the_changelogs(
