@@ -19,11 +19,14 @@ one), and that part is kept. What it gets wrong, and this module mends:
   offsets without the changelog records they produced, and a crash then lost
   readings. Here a commit first waits for every buffered record to be written
   (:class:`_Producer`), and no event is half handled when it does
-  (:class:`EventGate`).
-* **Rebalances.** faust left transactions open across a rebalance, so a
-  partition the worker kept went on in a transaction begun under the old
-  assignment. Here every transaction is committed and ended when partitions are
-  revoked, and begun again for the new assignment.
+  (:class:`EventGate`, closed before faust reads the acknowledged offsets).
+  A send that fails is remembered: no later commit goes ahead.
+* **Rebalances.** faust forgets the acknowledged offsets of revoked
+  partitions before anything commits them, and left transactions open across
+  a rebalance, so a partition the worker kept went on in a transaction begun
+  under the old assignment. Here the acknowledged offsets are committed first,
+  every transaction is ended when partitions are revoked, and begun again for
+  the new assignment.
 * **Highwaters.** faust read a changelog's highwater from the consumer's
   cached last stable offset, unknown for a partition just assigned: it turned
   the missing value into -1 and stopped with ``ConsistencyError``. Here the
@@ -46,6 +49,7 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import faust
+from aiokafka.producer.transaction_manager import TransactionState
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -60,8 +64,9 @@ class EventGate:
 
     Agents handle each event inside :meth:`handling`; :meth:`closed` waits until
     no event is being handled and holds new ones back until it exits. Under
-    ``exactly_once`` the commit runs closed, so a transaction never holds part
-    of an event's records without its offset.
+    ``exactly_once`` the consumer commits with the gate closed, from before it
+    reads the acknowledged offsets, so a transaction never holds an event's
+    records without its offset.
     """
 
     def __init__(self) -> None:
@@ -74,7 +79,7 @@ class EventGate:
     @asynccontextmanager
     async def handling(self, event: Any) -> AsyncIterator[None]:
         """Handle *event*; it is acknowledged as done before the gate can close."""
-        if not self._open.is_set():
+        while not self._open.is_set():  # a commit may follow a commit
             await self._open.wait()
         self._busy += 1
         self._idle.clear()
@@ -124,26 +129,61 @@ class _Consumer(faust_aiokafka.Consumer):
             await topic.maybe_declare()
         await super().on_start()
 
+    async def force_commit(
+        self, topics: Any = None, start_new_transaction: bool = True
+    ) -> bool:
+        if not self.in_transaction:
+            return cast(bool, await super().force_commit(topics, start_new_transaction))
+        # Closed before faust reads the acknowledged offsets: an event handled
+        # meanwhile would put records in the transaction without its offset.
+        async with cast(App, self.app).event_gate.closed():
+            return cast(bool, await super().force_commit(topics, start_new_transaction))
+
+    async def commit_all(self, start_new_transaction: bool = True) -> None:
+        """Commit every acknowledged offset, after any commit in progress."""
+        while self._commit_fut is not None:
+            await self.maybe_wait_for_commit_to_finish()
+        await self.commit(start_new_transaction=start_new_transaction)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        # faust forgets the acknowledgements of revoked partitions first thing;
+        # under transactions their records would then commit without their
+        # offsets and be produced again. Commit them before. (With eager
+        # rebalancing every assigned partition is revoked.)
+        if self.in_transaction and self.assignment():
+            await self.commit_all()
+        await super().on_partitions_revoked(revoked)
+
 
 class _Producer(faust_aiokafka.Producer):
-    """Remembers buffered records (table writes) until they are written."""
+    """Remembers transactional records until they are written, and any failure."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._unwritten: set[asyncio.Future[Any]] = set()
+        self.send_error: BaseException | None = None
+
+    def track(self, fut: asyncio.Future[Any]) -> None:
+        self._unwritten.add(fut)
+        fut.add_done_callback(self._written)
+
+    def _written(self, fut: asyncio.Future[Any]) -> None:
+        self._unwritten.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            self.send_error = self.send_error or fut.exception()
 
     def send_soon(self, fut: Any) -> None:
-        self._unwritten.add(fut)
-        fut.add_done_callback(self._unwritten.discard)
+        # Table writes: published later by faust's buffer task.
+        self.track(fut)
         super().send_soon(fut)
 
     async def written(self) -> None:
-        """Wait until every buffered record so far is written; raise if one failed."""
+        """Wait until every tracked record so far is written; raise if one
+        ever failed (a failure is not forgotten: its transaction lost it)."""
         while self._unwritten:
-            pending = list(self._unwritten)
-            for result in await asyncio.gather(*pending, return_exceptions=True):
-                if isinstance(result, BaseException):
-                    raise result
+            await asyncio.gather(*list(self._unwritten), return_exceptions=True)
+        if self.send_error is not None:
+            raise self.send_error
 
 
 class _TransactionManager(TransactionManager):
@@ -171,6 +211,7 @@ class _TransactionManager(TransactionManager):
         *,
         transactional_id: str | None = None,
     ) -> Any:
+        producer = cast(_Producer, self.producer)
         if topic in self._changelogs():
             # A table write: its partition is the one of the event that made it.
             p = self.consumer.key_partition(topic, key, partition)
@@ -178,35 +219,57 @@ class _TransactionManager(TransactionManager):
         else:
             event = faust.current_event()
             if event is None:
-                return await self.producer.send(
+                return await producer.send(
                     topic, key, value, partition, timestamp, headers
                 )
             p, tid = partition, self._tid(event.message.topic, event.message.partition)
-        return await self.producer.send(
-            topic, key, value, p, timestamp, headers, transactional_id=tid
-        )
+        try:
+            fut = cast(
+                "asyncio.Future[Any]",
+                await producer.send(
+                    topic, key, value, p, timestamp, headers, transactional_id=tid
+                ),
+            )
+        except Exception as error:
+            # Raising here would end faust's buffer task and hang the next
+            # commit; a failed future fails the commit instead.
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(error)
+        producer.track(fut)
+        return fut
 
     async def commit(
         self, offsets: Mapping[TP, int], start_new_transaction: bool = True
     ) -> bool:
+        """Commit *offsets* with the records of the events they cover.
+
+        The consumer has closed the event gate: no event is half handled.
+        """
         by_tid: dict[str, dict[TP, int]] = defaultdict(dict)
         for tp, offset in offsets.items():
             by_tid[self._tid(tp.topic, tp.partition)][tp] = offset
         if not by_tid:
             return True
         try:
-            async with cast(App, self.app).event_gate.closed():
-                await cast(_Producer, self.producer).written()
-                await self._commit(by_tid, start_new_transaction)
+            await cast(_Producer, self.producer).written()
+            await self._commit(by_tid, start_new_transaction)
         except Exception as error:
-            logger.error(
-                "transaction commit failed, stopping the worker "
-                "(tables are rebuilt from the changelog on restart) error=%r",
-                error,
-            )
-            await self.app.crash(error)
+            await self._fail(error)
             return False
         return True
+
+    async def _fail(self, error: BaseException) -> None:
+        # No later commit may carry offsets past the lost records: written()
+        # keeps raising, and the worker stops. A restart (this worker's or
+        # the partitions' next owner's) resumes from what was committed.
+        logger.error(
+            "transaction commit failed, stopping the worker; the partitions "
+            "resume from the last committed transaction error=%r",
+            error,
+        )
+        producer = cast(_Producer, self.producer)
+        producer.send_error = producer.send_error or error
+        await self.app.crash(error)
 
     async def _commit(
         self, by_tid: Mapping[str, Mapping[TP, int]], start_new: bool
@@ -215,11 +278,14 @@ class _TransactionManager(TransactionManager):
         group_id = self.app.conf.id
         for tid, offsets in by_tid.items():
             txn = producer._transaction_producers.get(tid)
-            if txn is None or not txn._txn_manager.is_in_transaction():
+            if txn is None or txn._txn_manager.state == TransactionState.READY:
                 # Between the end of the transactions at a revocation and the
-                # new assignment: these offsets are committed with the next one.
+                # new assignment: nothing was handled since, so nothing is lost.
                 logger.info("commit skipped, no open transaction id=%s", tid)
                 continue
+            state = txn._txn_manager.state
+            if state != TransactionState.IN_TRANSACTION:
+                raise RuntimeError(f"transaction {tid} is in state {state.name}")
             async with producer._trn_locks[tid]:
                 await txn.send_offsets_to_transaction(offsets, group_id)
                 await txn.commit_transaction()
@@ -229,18 +295,22 @@ class _TransactionManager(TransactionManager):
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         """Commit what was handled, then end every transaction.
 
-        Called after faust has let the agents finish their current events.
+        Called after faust has let the agents finish their current events. A
+        transaction left without offsets is committed, not aborted: its records
+        are already in the tables in memory, so they must reach the changelog.
         """
-        consumer = cast(faust_aiokafka.Consumer, self.consumer)
-        while consumer._commit_fut is not None:
-            await consumer.maybe_wait_for_commit_to_finish()
-        await consumer.commit(start_new_transaction=False)
         producer = cast(_Producer, self.producer)
-        await producer.written()
-        for tid, txn in list(producer._transaction_producers.items()):
-            if txn._txn_manager.is_in_transaction():
-                async with producer._trn_locks[tid]:
-                    await txn.commit_transaction()
+        if producer.send_error is not None:
+            return  # the worker is stopping; nothing more may commit
+        try:
+            await cast(_Consumer, self.consumer).commit_all(start_new_transaction=False)
+            await producer.written()
+            for tid, txn in list(producer._transaction_producers.items()):
+                if txn._txn_manager.is_in_transaction():
+                    async with producer._trn_locks[tid]:
+                        await txn.commit_transaction()
+        except Exception as error:
+            await self._fail(error)
 
     async def on_rebalance(
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP]

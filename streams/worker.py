@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -83,6 +84,29 @@ def build_worker_app(
     return topology, metrics
 
 
+def discard_local_tables(settings: Settings, tabledir: Path) -> bool:
+    """Under exactly-once, start RocksDB tables empty: they are rebuilt from the
+    committed changelog.
+
+    RocksDB keeps every table write at once, including those of a transaction
+    that a crash then aborted, and faust 0.15.3 never records which changelog
+    offset a transactional store holds (it files the offset under the
+    changelog's partition and looks it up under the input's). A store kept
+    across a restart could hold writes the changelog does not; Kafka Streams
+    wipes its stores after an unclean stop under exactly-once for the same
+    reason. The cost is a full recovery at every start (README, Limitations).
+    """
+    if settings.streams.processing_guarantee != "exactly_once":
+        return False
+    if not settings.streams.store.startswith("rocksdb:"):
+        return False
+    if not tabledir.exists():
+        return False
+    logger.info("exactly-once: discarding local tables dir=%s", tabledir)
+    shutil.rmtree(tabledir)
+    return True
+
+
 def run_worker(
     settings: Settings,
     web_port: int | None = None,
@@ -91,6 +115,7 @@ def run_worker(
 ) -> None:
     """Run a worker in the foreground until SIGTERM or Ctrl-C."""
     topology, _ = build_worker_app(settings, web_port, data_dir)
+    discard_local_tables(settings, Path(topology.app.conf.tabledir))
     port = settings.streams.web_port if web_port is None else web_port
     print(
         f"tariffstream worker: broker {settings.streams.broker} "
