@@ -77,6 +77,7 @@ def run_demo(web_port: int, customers: int, seconds_per_day: float) -> int:
         finally:
             print("stopping the worker and the broker")
             stop_process(worker)
+            print(f"logs and worker tables kept in {home}; remove it when done")
     return 0
 
 
