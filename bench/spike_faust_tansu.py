@@ -108,7 +108,6 @@ def run_worker(args: argparse.Namespace) -> None:
 
     state_path = Path(args.state)
 
-    @app.timer(0.2)
     async def dump_state() -> None:
         try:
             assigned = sorted(
@@ -121,8 +120,8 @@ def run_worker(args: argparse.Namespace) -> None:
             "uptime": time.monotonic() - t0,
             "first_event_at": first_event[0] if first_event else None,
             "assigned": assigned,
-            "recovered": app.tables.recovery.completed.is_set(),
-            "in_recovery": app.tables.recovery.in_recovery,
+            "recovered": recovery.completed.is_set(),
+            "in_recovery": recovery.in_recovery,
             "rebalancing": app.rebalancing,
             "counts": dict(counts.items()),
             "seqs": {k: sorted(v) for k, v in seqs.items()},
@@ -132,6 +131,10 @@ def run_worker(args: argparse.Namespace) -> None:
         tmp.write_text(json.dumps(state))
         tmp.replace(state_path)
 
+    app.timer(0.2)(dump_state)
+    # faust types app.tables as TableManagerT, which does not declare .recovery
+    tables: Any = app.tables
+    recovery = tables.recovery
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.spinner = None  # the progress spinner is slow and useless in a log
     worker.execute_from_commandline()
@@ -420,9 +423,10 @@ def scenario_recovery(workdir: Path, store: str, n: int = 4000) -> dict[str, Any
     shutil.rmtree(data, ignore_errors=True)
     with EmbeddedBroker(log_path=workdir / f"broker-{tag}.log") as b:
         bs = b.bootstrap
-        mk = lambda name, d=data: WorkerProc(  # noqa: E731
-            name, workdir, b, app_id=app_id, store=store, data_dir=d
-        )
+
+        def mk(name: str, d: Path = data) -> WorkerProc:
+            return WorkerProc(name, workdir, b, app_id=app_id, store=store, data_dir=d)
+
         a = mk(f"{tag}-A")
         a.start()
         res["A_ready_s"] = a.wait_ready(min_parts=PARTITIONS)

@@ -6,7 +6,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -297,7 +297,8 @@ def test_writes_are_refused_when_no_token_is_configured(worker: RunningWorker) -
 def _stream_events(server: RedisServer, stream: str) -> list[dict[str, Any]]:
     client = redis.Redis.from_url(server.url)
     try:
-        return [orjson.loads(fields[b"event"]) for _, fields in client.xrange(stream)]
+        entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(stream))
+        return [orjson.loads(fields[b"event"]) for _, fields in entries]
     finally:
         client.close()
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter, defaultdict
+from typing import TypedDict
 
 import orjson
 import pytest
@@ -31,7 +32,13 @@ from streams.demo_feed import (
 )
 from tests.helpers import make_settings, ms
 
-SMALL = {"customers": 8, "days": 60}
+
+class DemoSize(TypedDict):
+    customers: int
+    days: int
+
+
+SMALL = DemoSize(customers=8, days=60)
 HALF_HOUR_MS = 1_800_000
 
 

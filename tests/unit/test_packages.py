@@ -8,6 +8,7 @@ from models.events import (
     HeatChange,
     MarketingAction,
     PackageEvent,
+    PackageEventKind,
 )
 from rules.packages import (
     PackageState,
@@ -55,14 +56,18 @@ def test_marketing_level_needs_a_good_review_rate_above_the_threshold(
 
 
 def feed(
-    state: PackageState, kind: str, count: int, at: int, good: bool | None = None
+    state: PackageState,
+    kind: PackageEventKind,
+    count: int,
+    at: int,
+    good: bool | None = None,
 ) -> list[object]:
     outputs: list[object] = []
     settings = make_settings()
     for _ in range(count):
         outputs += apply_package_event(
             state, PackageEvent("P1", kind, at, good), settings
-        )  # type: ignore[arg-type]
+        )
     return outputs
 
 
