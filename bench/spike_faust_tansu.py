@@ -107,6 +107,9 @@ def run_worker(args: argparse.Namespace) -> None:
             )
 
     state_path = Path(args.state)
+    # faust types app.tables as TableManagerT, which does not declare .recovery
+    tables: Any = app.tables
+    recovery = tables.recovery
 
     async def dump_state() -> None:
         try:
@@ -132,9 +135,6 @@ def run_worker(args: argparse.Namespace) -> None:
         tmp.replace(state_path)
 
     app.timer(0.2)(dump_state)
-    # faust types app.tables as TableManagerT, which does not declare .recovery
-    tables: Any = app.tables
-    recovery = tables.recovery
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.spinner = None  # the progress spinner is slow and useless in a log
     worker.execute_from_commandline()
